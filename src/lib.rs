@@ -1,0 +1,8 @@
+//! edgecache: the shared library of a geo-replicated CDN edge cache.
+//!
+//! HTTP cache semantics (RFC 9111), cache keys, configuration, the WAN
+//! emulator, and the `edgecache` command's subcommands live here so that the
+//! `edge` and `origin` nodes and the tests can share them.
+
+pub mod http_cache;
+pub mod wan;
