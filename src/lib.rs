@@ -4,5 +4,10 @@
 //! emulator, and the `edgecache` command's subcommands live here so that the
 //! `edge` and `origin` nodes and the tests can share them.
 
+pub mod cache_key;
+pub mod config;
 pub mod http_cache;
+pub mod lab;
+pub mod logging;
+pub mod signals;
 pub mod wan;

@@ -43,7 +43,12 @@ pub fn next_ip() -> Ipv4Addr {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
-    Ipv4Addr::new(127, (1 + pid % 250) as u8, ((n / 250) % 250) as u8, (2 + n % 250) as u8)
+    Ipv4Addr::new(
+        127,
+        (1 + pid % 250) as u8,
+        ((n / 250) % 250) as u8,
+        (2 + n % 250) as u8,
+    )
 }
 
 /// A node process that is killed when dropped.
@@ -68,7 +73,10 @@ impl Proc {
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let stdout = child.stdout.take().expect("piped stdout");
@@ -84,13 +92,20 @@ impl Proc {
         });
         let mut listeners = Vec::new();
         let deadline = std::time::Instant::now() + START_TIMEOUT;
-        while !expect.iter().all(|n| listeners.iter().any(|(l, _): &(String, SocketAddr)| l == n)) {
+        while !expect
+            .iter()
+            .all(|n| listeners.iter().any(|(l, _): &(String, SocketAddr)| l == n))
+        {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(line) => line,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("{} {:?} did not print listening lines {expect:?} in time", program.display(), args);
+                    panic!(
+                        "{} {:?} did not print listening lines {expect:?} in time",
+                        program.display(),
+                        args
+                    );
                 }
             };
             let mut parts = line.split_whitespace();
@@ -102,7 +117,13 @@ impl Proc {
                 }
             }
         }
-        Proc { child, ip, listeners, program, args }
+        Proc {
+            child,
+            ip,
+            listeners,
+            program,
+            args,
+        }
     }
 
     /// Address of the named listener.

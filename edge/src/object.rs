@@ -1,0 +1,83 @@
+//! A stored response: headers, a shared body, and the times that give its
+//! age and freshness.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use edgecache::http_cache::freshness::{StalePermissions, current_age};
+use http::{HeaderMap, StatusCode};
+
+/// One cached response. Immutable once stored: a revalidation that freshens
+/// it stores a new object sharing the same body buffer.
+#[derive(Debug)]
+pub struct CachedObject {
+    /// The stored status (200, 301, 404, ...).
+    pub status: StatusCode,
+    /// Stored end-to-end header fields (hop-by-hop and surrogate keys gone).
+    pub headers: HeaderMap,
+    /// The complete body.
+    pub body: Bytes,
+    /// When the request that produced it was sent.
+    pub request_time: SystemTime,
+    /// When its response head arrived.
+    pub response_time: SystemTime,
+    /// Corrected initial age (RFC 9111 §4.2.3).
+    pub initial_age: Duration,
+    /// Freshness lifetime (RFC 9111 §4.2.1).
+    pub lifetime: Duration,
+    /// What the origin's directives allow about serving it stale.
+    pub stale: StalePermissions,
+    /// The secondary (Vary) key it was stored under, if any.
+    pub variant: Option<String>,
+    /// Surrogate keys (Surrogate-Key / Cache-Tag) for purging by tag.
+    pub surrogate_keys: Vec<String>,
+    /// How long past freshness the store keeps it.
+    pub retain_stale: Duration,
+}
+
+impl CachedObject {
+    /// Current age at `now`.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        current_age(self.initial_age, self.response_time, now)
+    }
+
+    /// Remaining freshness in whole seconds; negative once stale.
+    pub fn ttl_secs(&self, now: SystemTime) -> i64 {
+        let lifetime = self.lifetime.as_secs() as i64;
+        let age = self.age(now).as_secs() as i64;
+        lifetime.saturating_sub(age)
+    }
+
+    /// Whether it may be served without contacting the origin.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.age(now) < self.lifetime
+    }
+
+    /// How long it has been stale at `now` (zero while fresh).
+    pub fn staleness(&self, now: SystemTime) -> Duration {
+        self.age(now).saturating_sub(self.lifetime)
+    }
+
+    /// Whether the stored response has a validator for revalidation.
+    pub fn has_validators(&self) -> bool {
+        self.headers.contains_key(http::header::ETAG)
+            || self.headers.contains_key(http::header::LAST_MODIFIED)
+    }
+
+    /// Bytes it occupies in the store, for the weigher.
+    pub fn weight(&self) -> u32 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        let total = self.body.len() + headers + 256;
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+
+    /// How long the store keeps it from now: what is left of its freshness
+    /// plus the stale retention.
+    pub fn retention(&self, now: SystemTime) -> Duration {
+        self.lifetime.saturating_sub(self.age(now)) + self.retain_stale
+    }
+}

@@ -1,0 +1,345 @@
+//! The request path, as a state machine per request (after Pingora):
+//! normalise -> lookup -> (hit: serve | stale or miss: lock, fetch, store)
+//! -> serve; with pass-through for what may not be cached.
+
+mod failure;
+mod fetch;
+mod forward;
+mod pass;
+mod respond;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use edgecache::cache_key::CacheKey;
+use edgecache::config::Route;
+use edgecache::http_cache::cache_control::CacheControl;
+use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
+use edgecache::http_cache::freshness::{RequestFreshness, request_allows};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::body::EdgeBody;
+use crate::coalesce::{Outcome, Role};
+use crate::object::CachedObject;
+use crate::state::{Counters, EdgeState};
+use crate::store::Lookup;
+
+pub use fetch::FetchResult;
+
+/// What the handler knows about a request once it is normalised.
+pub struct RequestCtx<'s> {
+    /// The request id (UUID v7), from `X-Request-Id` or new.
+    pub id: HeaderValue,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The method.
+    pub method: Method,
+    /// The request target.
+    pub uri: Uri,
+    /// The request's header fields.
+    pub headers: HeaderMap,
+    /// The host as addressed (lowercase, default port dropped).
+    pub host: String,
+    /// `path?query` as received.
+    pub path_and_query: String,
+    /// The primary cache key.
+    pub key: CacheKey,
+    /// The route whose policy applies.
+    pub route: &'s Route,
+    /// The request's Cache-Control.
+    pub req_cc: Option<CacheControl>,
+}
+
+/// Handles one client request end to end, inside a span carrying its id.
+pub async fn handle(
+    state: Arc<EdgeState>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<EdgeBody> {
+    let id = request_id(req.headers());
+    let span = tracing::info_span!(
+        "request",
+        id = %id.to_str().unwrap_or("-"),
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = process(&state, req, client, id.clone())
+        .instrument(span.clone())
+        .await;
+    resp.headers_mut().insert("x-request-id", id);
+    let _enter = span.enter();
+    tracing::info!(
+        target: "access",
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        cache_status = resp
+            .headers()
+            .get("cache-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
+        bytes = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
+        duration_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get("x-request-id")
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("-"))
+        })
+}
+
+async fn process(
+    state: &Arc<EdgeState>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+    id: HeaderValue,
+) -> Response<EdgeBody> {
+    let (parts, body) = req.into_parts();
+    let target_len = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    if target_len > state.config.limits.max_uri_length {
+        return respond::plain(state, StatusCode::URI_TOO_LONG, "request target too long\n");
+    }
+    let Some(raw_host) = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
+    else {
+        return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n");
+    };
+    let host = edgecache::cache_key::normalize_host("http", &raw_host);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
+    let route = state.routes.lookup(
+        edgecache::cache_key::host_without_port(&host),
+        parts.uri.path(),
+    );
+    let req_cc = CacheControl::from_headers(&parts.headers, &header::CACHE_CONTROL);
+    let ctx = RequestCtx {
+        id,
+        client,
+        key: CacheKey::new("http", &host, &path_and_query),
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        host,
+        path_and_query,
+        route,
+        req_cc,
+    };
+    match ctx.method {
+        Method::GET | Method::HEAD => cached(state, &ctx).await,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            pass::unsafe_method(state, &ctx, body).await
+        }
+        _ => {
+            let status = CacheStatus {
+                fwd: Some(Fwd::Method),
+                ..CacheStatus::default()
+            };
+            pass::forward(state, &ctx, pass::request_body(state, &ctx, body), status).await
+        }
+    }
+}
+
+/// GET and HEAD: serve from the cache when allowed, else fetch once per key.
+async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBody> {
+    if state.pass_keys.contains_key(&ctx.key) {
+        let status = CacheStatus {
+            fwd: Some(Fwd::Bypass),
+            detail: Some("hit-for-pass".into()),
+            ..CacheStatus::default()
+        };
+        return pass::forward(state, ctx, EdgeBody::Empty, status).await;
+    }
+    // A waiter that got another variant than its own looks up again; bounded.
+    for _ in 0..3 {
+        let now = SystemTime::now();
+        match state.store.lookup(&ctx.key, &ctx.headers).await {
+            Lookup::Uncacheable => {
+                let status = CacheStatus {
+                    fwd: Some(Fwd::UriMiss),
+                    detail: Some("vary-star".into()),
+                    ..CacheStatus::default()
+                };
+                return pass::forward(state, ctx, EdgeBody::Empty, status).await;
+            }
+            Lookup::Found { object, key } => {
+                if usable_now(state, ctx, &object, now) {
+                    Counters::bump(&state.counters.hits);
+                    let status = CacheStatus {
+                        hit: true,
+                        ttl: Some(object.ttl_secs(now)),
+                        ..CacheStatus::default()
+                    };
+                    return respond::serve_object(state, ctx, &object, status, now);
+                }
+                if let Some(resp) = fill(state, ctx, key, Some(object), Fwd::Stale).await {
+                    return resp;
+                }
+            }
+            Lookup::Miss { key, vary_miss } => {
+                let fwd = if vary_miss {
+                    Fwd::VaryMiss
+                } else {
+                    Fwd::UriMiss
+                };
+                if let Some(resp) = fill(state, ctx, key, None, fwd).await {
+                    return resp;
+                }
+            }
+        }
+    }
+    let status = CacheStatus {
+        fwd: Some(Fwd::Miss),
+        ..CacheStatus::default()
+    };
+    pass::forward(state, ctx, EdgeBody::Empty, status).await
+}
+
+/// Whether a stored object may answer this request without the origin.
+fn usable_now(
+    state: &EdgeState,
+    ctx: &RequestCtx<'_>,
+    object: &CachedObject,
+    now: SystemTime,
+) -> bool {
+    let pragma_no_cache = ctx.req_cc.is_none()
+        && ctx
+            .headers
+            .get(header::PRAGMA)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"no-cache"));
+    let honor = state.config.cache.honor_request_no_cache;
+    if honor && pragma_no_cache {
+        return false;
+    }
+    let req_cc = if honor { ctx.req_cc.as_ref() } else { None };
+    let fresh = object.is_fresh(now);
+    match request_allows(req_cc, object.age(now), object.lifetime) {
+        RequestFreshness::Fresh => {
+            // A client's max-stale may accept a stale copy, unless the origin forbade it.
+            fresh || !object.stale.forbidden
+        }
+        RequestFreshness::Stale | RequestFreshness::MustRevalidate => false,
+    }
+}
+
+/// Miss or stale: joins (or leads) the one origin fetch for `key`. `None`
+/// asks the caller to look up again (a waiter got another variant).
+async fn fill(
+    state: &Arc<EdgeState>,
+    ctx: &RequestCtx<'_>,
+    key: CacheKey,
+    base: Option<Arc<CachedObject>>,
+    fwd: Fwd,
+) -> Option<Response<EdgeBody>> {
+    match state.inflight.join(&key) {
+        Role::Leader(guard) => {
+            Counters::bump(&state.counters.misses);
+            let request = Arc::new(fetch::FetchRequest::from_ctx(ctx, key, fwd));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let task_state = state.clone();
+            let task_base = base.clone();
+            // The fetch runs on its own so that it completes for the waiters
+            // even if this client goes away.
+            tokio::spawn(
+                async move {
+                    let result =
+                        fetch::fetch_for_cache(&task_state, &request, task_base, guard).await;
+                    let _ = tx.send(result);
+                }
+                .in_current_span(),
+            );
+            let result = match rx.await {
+                Ok(result) => result,
+                Err(_) => FetchResult::Failed(crate::origin_client::OriginError::new(
+                    edgecache::config::FailureKind::Reset,
+                    "fetch task ended without a result",
+                )),
+            };
+            Some(match result {
+                FetchResult::Stored { object, fwd_status } => {
+                    let now = SystemTime::now();
+                    let status = CacheStatus {
+                        fwd: Some(fwd),
+                        fwd_status: Some(fwd_status),
+                        ttl: Some(object.ttl_secs(now)),
+                        stored: true,
+                        ..CacheStatus::default()
+                    };
+                    respond::serve_object(state, ctx, &object, status, now)
+                }
+                FetchResult::Pass(resp) => {
+                    if ctx.method == Method::HEAD {
+                        let (parts, _) = resp.into_parts();
+                        Response::from_parts(parts, EdgeBody::Empty)
+                    } else {
+                        resp
+                    }
+                }
+                FetchResult::Failed(err) => {
+                    failure::respond(state, ctx, base.as_deref(), &err, fwd)
+                }
+            })
+        }
+        Role::Waiter(waiter) => {
+            Counters::bump(&state.counters.collapsed);
+            let head_timeout = state.config.origin_client.first_byte_timeout.0;
+            match waiter.wait(head_timeout).await {
+                Ok(Outcome::Stored { object, fwd_status }) => {
+                    if !variant_matches(&object, &ctx.headers) {
+                        return None;
+                    }
+                    let now = SystemTime::now();
+                    let status = CacheStatus {
+                        fwd: Some(fwd),
+                        fwd_status: Some(fwd_status),
+                        ttl: Some(object.ttl_secs(now)),
+                        collapsed: true,
+                        ..CacheStatus::default()
+                    };
+                    Some(respond::serve_object(state, ctx, &object, status, now))
+                }
+                Ok(Outcome::Uncacheable) => {
+                    let status = CacheStatus {
+                        fwd: Some(fwd),
+                        collapsed: true,
+                        ..CacheStatus::default()
+                    };
+                    Some(pass::forward(state, ctx, EdgeBody::Empty, status).await)
+                }
+                Ok(Outcome::Failed(err)) | Err(err) => {
+                    Some(failure::respond(state, ctx, base.as_deref(), &err, fwd))
+                }
+            }
+        }
+    }
+}
+
+/// Whether an object fetched by another request is the variant this request
+/// selects (its Vary'd headers may differ).
+fn variant_matches(object: &CachedObject, headers: &HeaderMap) -> bool {
+    let spec = edgecache::http_cache::vary::VarySpec::from_headers(&object.headers);
+    match (&object.variant, spec.secondary_key(headers)) {
+        (None, _) => matches!(spec, edgecache::http_cache::vary::VarySpec::None),
+        (Some(stored), Some(ours)) => *stored == ours,
+        (Some(_), None) => false,
+    }
+}

@@ -1,0 +1,113 @@
+//! The serve phase: a response from a stored object (with conditionals,
+//! ranges and HEAD), and small plain-text answers of the edge's own.
+
+use std::time::SystemTime;
+
+use edgecache::http_cache::cache_status::CacheStatus;
+use edgecache::http_cache::conditional::{Precondition, evaluate, not_modified_headers};
+use edgecache::http_cache::range::{RangeAnswer, evaluate_range};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+
+use super::RequestCtx;
+use super::forward::append_via;
+use crate::body::EdgeBody;
+use crate::object::CachedObject;
+use crate::state::EdgeState;
+
+/// Answers a request from a stored object.
+pub fn serve_object(
+    state: &EdgeState,
+    ctx: &RequestCtx<'_>,
+    object: &CachedObject,
+    status: CacheStatus,
+    now: SystemTime,
+) -> Response<EdgeBody> {
+    let age = object.age(now).as_secs();
+    let cache_status = status.render(&state.config.name);
+    let finish = |headers: &mut HeaderMap| {
+        headers.insert(header::AGE, HeaderValue::from(age));
+        if let Ok(v) = HeaderValue::from_str(&cache_status) {
+            headers.insert("cache-status", v);
+        }
+        append_via(headers, &state.via);
+    };
+    if object.status == StatusCode::OK {
+        match evaluate(&ctx.method, &ctx.headers, &object.headers) {
+            Precondition::NotModified => {
+                let mut headers = not_modified_headers(&object.headers);
+                finish(&mut headers);
+                return with_parts(StatusCode::NOT_MODIFIED, headers, EdgeBody::Empty);
+            }
+            Precondition::PreconditionFailed => {
+                let mut headers = HeaderMap::new();
+                finish(&mut headers);
+                return with_parts(StatusCode::PRECONDITION_FAILED, headers, EdgeBody::Empty);
+            }
+            Precondition::Proceed => {}
+        }
+    }
+    let mut headers = object.headers.clone();
+    finish(&mut headers);
+    let head = ctx.method == Method::HEAD;
+    let len = object.body.len() as u64;
+    let range = if object.status == StatusCode::OK {
+        evaluate_range(&ctx.headers, len, &object.headers)
+    } else {
+        RangeAnswer::Full
+    };
+    match range {
+        RangeAnswer::Full => {
+            let body = if head {
+                EdgeBody::Empty
+            } else {
+                EdgeBody::full(object.body.clone())
+            };
+            with_parts(object.status, headers, body)
+        }
+        RangeAnswer::Partial {
+            start,
+            end_inclusive,
+        } => {
+            let content_range = format!("bytes {start}-{end_inclusive}/{len}");
+            if let Ok(v) = HeaderValue::from_str(&content_range) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(end_inclusive - start + 1),
+            );
+            let body = if head {
+                EdgeBody::Empty
+            } else {
+                EdgeBody::full(object.body.slice(start as usize..=end_inclusive as usize))
+            };
+            with_parts(StatusCode::PARTIAL_CONTENT, headers, body)
+        }
+        RangeAnswer::Unsatisfiable => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            with_parts(StatusCode::RANGE_NOT_SATISFIABLE, headers, EdgeBody::Empty)
+        }
+    }
+}
+
+fn with_parts(status: StatusCode, headers: HeaderMap, body: EdgeBody) -> Response<EdgeBody> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// A short plain-text answer of the edge's own (400, 413, 414, ...).
+pub fn plain(state: &EdgeState, status: StatusCode, text: &'static str) -> Response<EdgeBody> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    append_via(&mut headers, &state.via);
+    with_parts(status, headers, EdgeBody::from(text))
+}

@@ -1,0 +1,205 @@
+//! The in-memory store: a moka cache bounded in bytes, holding objects and
+//! the Vary markers that lead to their variants.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use edgecache::cache_key::CacheKey;
+use edgecache::http_cache::vary::VarySpec;
+use http::HeaderMap;
+use moka::Expiry;
+use moka::future::Cache;
+
+use crate::object::CachedObject;
+
+/// What sits under a key: an object, or (for Vary'd URLs) a marker that
+/// names the varying fields and the variant keys stored for this URL.
+#[derive(Clone)]
+pub enum Slot {
+    /// A stored response.
+    Object(Arc<CachedObject>),
+    /// The URL's responses vary; look up the variant key.
+    Variants(Arc<VariantSet>),
+}
+
+/// The Vary marker of one URL.
+pub struct VariantSet {
+    /// The fields named by the origin's Vary.
+    pub spec: VarySpec,
+    /// Variant keys stored for this URL (for purging every variant).
+    pub keys: Mutex<Vec<CacheKey>>,
+    /// How long the marker lives.
+    pub retention: Duration,
+}
+
+/// The result of a lookup.
+pub enum Lookup {
+    /// A stored object for this request (fresh or not).
+    Found {
+        /// The object.
+        object: Arc<CachedObject>,
+        /// The key it is stored under (the primary or a variant key).
+        key: CacheKey,
+    },
+    /// Nothing usable is stored.
+    Miss {
+        /// The key a fetch would store under and coalesce on.
+        key: CacheKey,
+        /// True when the URL is known but not this variant.
+        vary_miss: bool,
+    },
+    /// The URL answers `Vary: *`: never served from the cache.
+    Uncacheable,
+}
+
+/// The edge's cache store.
+#[derive(Clone)]
+pub struct Store {
+    cache: Cache<CacheKey, Slot>,
+}
+
+struct SlotExpiry;
+
+impl Expiry<CacheKey, Slot> for SlotExpiry {
+    fn expire_after_create(&self, _k: &CacheKey, v: &Slot, _at: Instant) -> Option<Duration> {
+        Some(slot_retention(v))
+    }
+
+    fn expire_after_update(
+        &self,
+        _k: &CacheKey,
+        v: &Slot,
+        _at: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(slot_retention(v))
+    }
+}
+
+fn slot_retention(slot: &Slot) -> Duration {
+    match slot {
+        Slot::Object(o) => o.retention(SystemTime::now()),
+        Slot::Variants(v) => v.retention,
+    }
+}
+
+impl Store {
+    /// A store holding at most `capacity_bytes` of objects.
+    pub fn new(capacity_bytes: u64) -> Store {
+        let cache = Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|_k: &CacheKey, v: &Slot| match v {
+                Slot::Object(o) => o.weight(),
+                Slot::Variants(_) => 256,
+            })
+            .expire_after(SlotExpiry)
+            .build();
+        Store { cache }
+    }
+
+    /// Finds what is stored for a request: its primary key and headers.
+    pub async fn lookup(&self, primary: &CacheKey, req_headers: &HeaderMap) -> Lookup {
+        match self.cache.get(primary).await {
+            None => Lookup::Miss {
+                key: primary.clone(),
+                vary_miss: false,
+            },
+            Some(Slot::Object(object)) => Lookup::Found {
+                object,
+                key: primary.clone(),
+            },
+            Some(Slot::Variants(set)) => {
+                let Some(secondary) = set.spec.secondary_key(req_headers) else {
+                    return Lookup::Uncacheable;
+                };
+                let key = primary.with_variant(&secondary);
+                match self.cache.get(&key).await {
+                    Some(Slot::Object(object)) => Lookup::Found { object, key },
+                    _ => Lookup::Miss {
+                        key,
+                        vary_miss: true,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The key a response for this request would be stored under.
+    pub fn storage_key(primary: &CacheKey, object: &CachedObject) -> CacheKey {
+        match &object.variant {
+            Some(secondary) => primary.with_variant(secondary),
+            None => primary.clone(),
+        }
+    }
+
+    /// Stores an object for a URL; `spec` is the response's Vary.
+    pub async fn insert(&self, primary: &CacheKey, spec: VarySpec, object: Arc<CachedObject>) {
+        let retention = object.retention(SystemTime::now());
+        if object.variant.is_none() {
+            self.cache
+                .insert(primary.clone(), Slot::Object(object))
+                .await;
+            return;
+        }
+        let key = Store::storage_key(primary, &object);
+        let marker = match self.cache.get(primary).await {
+            Some(Slot::Variants(set)) if set.spec == spec && set.retention >= retention => set,
+            existing => {
+                let mut keys = Vec::new();
+                if let Some(Slot::Variants(old)) = existing {
+                    if old.spec == spec {
+                        keys = old.keys.lock().map(|k| k.clone()).unwrap_or_default();
+                    }
+                }
+                let set = Arc::new(VariantSet {
+                    spec,
+                    keys: Mutex::new(keys),
+                    retention,
+                });
+                self.cache
+                    .insert(primary.clone(), Slot::Variants(set.clone()))
+                    .await;
+                set
+            }
+        };
+        if let Ok(mut keys) = marker.keys.lock() {
+            if !keys.contains(&key) {
+                keys.push(key.clone());
+            }
+        }
+        self.cache.insert(key, Slot::Object(object)).await;
+    }
+
+    /// Removes a URL and all its variants; returns how many objects went.
+    pub async fn remove_url(&self, primary: &CacheKey) -> usize {
+        match self.cache.remove(primary).await {
+            None => 0,
+            Some(Slot::Object(_)) => 1,
+            Some(Slot::Variants(set)) => {
+                let keys = set.keys.lock().map(|k| k.clone()).unwrap_or_default();
+                let mut removed = 0;
+                for key in keys {
+                    if self.cache.remove(&key).await.is_some() {
+                        removed += 1;
+                    }
+                }
+                removed
+            }
+        }
+    }
+
+    /// Number of entries (objects and markers).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Bytes used, by the weigher's count.
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// Applies pending maintenance so counts are current.
+    pub async fn sync(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}

@@ -1,0 +1,120 @@
+//! Cache keys: the primary key of a request (scheme, host, path, query).
+//! Vary'd request headers form the secondary key (see `http_cache::vary`).
+
+use std::fmt::Write;
+
+/// The primary cache key of a request, e.g. `http://cdn.example/a.css?v=1`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    /// Builds the key from the request's scheme, Host (or authority) and
+    /// target. The host is lowercased and a default port dropped, so
+    /// `EXAMPLE.com:80` and `example.com` share entries.
+    pub fn new(scheme: &str, host: &str, path_and_query: &str) -> CacheKey {
+        let host = normalize_host(scheme, host);
+        let mut key = String::with_capacity(scheme.len() + 3 + host.len() + path_and_query.len());
+        key.push_str(scheme);
+        key.push_str("://");
+        key.push_str(&host);
+        if path_and_query.is_empty() {
+            key.push('/');
+        } else {
+            if !path_and_query.starts_with('/') {
+                key.push('/');
+            }
+            key.push_str(path_and_query);
+        }
+        CacheKey(key)
+    }
+
+    /// The key for a request given its `http::Uri` and Host header.
+    pub fn for_request(scheme: &str, host: &str, uri: &http::Uri) -> CacheKey {
+        let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        CacheKey::new(scheme, host, pq)
+    }
+
+    /// The key with a secondary (Vary) key appended; used to store variants.
+    pub fn with_variant(&self, secondary: &str) -> CacheKey {
+        let mut key = String::with_capacity(self.0.len() + 1 + secondary.len());
+        key.push_str(&self.0);
+        // A byte that cannot occur in a URL keeps variant keys apart from URLs.
+        key.push('\u{1f}');
+        let _ = write!(key, "{secondary}");
+        CacheKey(key)
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path (and query) part of the key.
+    pub fn path_and_query(&self) -> &str {
+        let after_scheme = self.0.find("://").map_or(0, |i| i + 3);
+        let rest = &self.0[after_scheme..];
+        let rest = rest.split('\u{1f}').next().unwrap_or(rest);
+        rest.find('/').map_or("/", |i| &rest[i..])
+    }
+}
+
+impl std::fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Lowercases a host and drops the scheme's default port.
+pub fn normalize_host(scheme: &str, host: &str) -> String {
+    let mut host = host.trim().to_ascii_lowercase();
+    let default_port = match scheme {
+        "https" => ":443",
+        _ => ":80",
+    };
+    if host.ends_with(default_port) {
+        host.truncate(host.len() - default_port.len());
+    }
+    host
+}
+
+/// The host of a `Host` value without its port (IPv6 literals keep brackets).
+pub fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_normalized() {
+        assert_eq!(
+            CacheKey::new("http", "EXAMPLE.com:80", "/a?b=1").as_str(),
+            "http://example.com/a?b=1"
+        );
+        assert_eq!(CacheKey::new("https", "x:443", "").as_str(), "https://x/");
+        assert_eq!(
+            CacheKey::new("http", "x:8080", "/").as_str(),
+            "http://x:8080/"
+        );
+    }
+
+    #[test]
+    fn variants_and_paths() {
+        let k = CacheKey::new("http", "x", "/a/b?q");
+        assert_eq!(k.path_and_query(), "/a/b?q");
+        let v = k.with_variant("accept-encoding=gzip");
+        assert_ne!(v, k);
+        assert_eq!(v.path_and_query(), "/a/b?q");
+    }
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(host_without_port("a.b:80"), "a.b");
+        assert_eq!(host_without_port("[::1]:80"), "[::1]");
+        assert_eq!(host_without_port("a.b"), "a.b");
+    }
+}
