@@ -47,6 +47,15 @@ pub async fn serve_admin(
 async fn route(state: &EdgeState, req: Request<Incoming>) -> Response<EdgeBody> {
     match req.uri().path() {
         "/_edge/ready" => text(StatusCode::OK, "ready\n"),
+        "/_edge/health" => {
+            let origins: Vec<serde_json::Value> =
+                state.upstreams.iter().map(|u| u.snapshot()).collect();
+            let body = serde_json::json!({
+                "status": if state.all_down() { "origin-down" } else { "ok" },
+                "origins": origins,
+            });
+            json(StatusCode::OK, body.to_string())
+        }
         "/_edge/stats" => {
             state.store.sync().await;
             let c = &state.counters;

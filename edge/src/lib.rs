@@ -8,6 +8,7 @@ pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod coalesce;
+pub mod health;
 pub mod object;
 pub mod origin_client;
 pub mod proxy;
@@ -62,6 +63,12 @@ impl Edge {
             tasks.push(tokio::spawn(admin::serve_admin(
                 admin,
                 state.clone(),
+                rx.clone(),
+            )));
+        }
+        for upstream in &state.upstreams {
+            tasks.push(tokio::spawn(health::heartbeat(
+                upstream.clone(),
                 rx.clone(),
             )));
         }

@@ -27,6 +27,8 @@ pub struct OriginError {
     pub status: Option<u16>,
     /// A human-readable cause for logs and error bodies.
     pub detail: String,
+    /// The origin was already known DOWN: nothing was sent.
+    pub fail_fast: bool,
 }
 
 impl OriginError {
@@ -36,6 +38,7 @@ impl OriginError {
             kind,
             status: None,
             detail: detail.into(),
+            fail_fast: false,
         }
     }
 
@@ -46,6 +49,7 @@ impl OriginError {
             FailureKind::ConnectRefused
                 | FailureKind::ConnectTimeout
                 | FailureKind::FirstByteTimeout
+                | FailureKind::Reset
                 | FailureKind::Dns
         )
     }

@@ -28,11 +28,21 @@ pub struct DnsError {
 #[derive(Clone)]
 pub struct HickoryResolver {
     inner: Arc<TokioResolver>,
+    fixed: Arc<Option<(String, Vec<std::net::IpAddr>)>>,
 }
 
 impl HickoryResolver {
     /// Builds a resolver from `[dns]`: the given servers, or the system's.
     pub fn new(settings: &DnsSettings) -> Result<HickoryResolver, DnsError> {
+        Self::with_fixed(settings, None)
+    }
+
+    /// Like `new`, but `host` resolves to the fixed `addresses` (from the
+    /// config) without asking DNS.
+    pub fn with_fixed(
+        settings: &DnsSettings,
+        fixed: Option<(String, Vec<std::net::IpAddr>)>,
+    ) -> Result<HickoryResolver, DnsError> {
         let setup_error = |e: &dyn std::fmt::Display| DnsError {
             name: "<resolver setup>".into(),
             reason: e.to_string(),
@@ -64,6 +74,7 @@ impl HickoryResolver {
         let inner = builder.build().map_err(|e| setup_error(&e))?;
         Ok(HickoryResolver {
             inner: Arc::new(inner),
+            fixed: Arc::new(fixed),
         })
     }
 }
@@ -79,7 +90,15 @@ impl tower_service::Service<Name> for HickoryResolver {
 
     fn call(&mut self, name: Name) -> Self::Future {
         let resolver = self.inner.clone();
+        let fixed = self.fixed.clone();
         Box::pin(async move {
+            if let Some((host, addrs)) = fixed.as_ref() {
+                if host.eq_ignore_ascii_case(name.as_str()) {
+                    let addrs: Vec<SocketAddr> =
+                        addrs.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+                    return Ok(addrs.into_iter());
+                }
+            }
             let lookup = resolver
                 .lookup_ip(name.as_str())
                 .await

@@ -10,7 +10,8 @@ use edgecache::http_cache::storable::{SetCookiePolicy, StoreOptions};
 use http::{HeaderName, HeaderValue};
 
 use crate::coalesce::Inflight;
-use crate::origin_client::OriginClient;
+use crate::health::Upstream;
+use crate::origin_client::{OriginClient, OriginError};
 use crate::resolver::HickoryResolver;
 use crate::store::Store;
 
@@ -79,8 +80,8 @@ pub struct EdgeState {
     pub inflight: Arc<Inflight>,
     /// Keys recently found uncacheable (hit-for-pass).
     pub pass_keys: moka::sync::Cache<CacheKey, ()>,
-    /// Client for the origin.
-    pub origin: OriginClient,
+    /// The primary origin, then the backup (if configured).
+    pub upstreams: Vec<Arc<Upstream>>,
     /// Storage rules.
     pub store_opts: StoreOptions,
     /// Targeted cache-control fields, in precedence order.
@@ -99,19 +100,10 @@ impl EdgeState {
     /// Builds the state from a validated config.
     pub fn new(config: EdgeConfig) -> Result<EdgeState, StartError> {
         let url = config.origin.clone().ok_or(StartError::NoOrigin)?;
-        let base: http::Uri =
-            url.parse()
-                .map_err(|e: http::uri::InvalidUri| StartError::BadOrigin {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?;
-        let resolver = HickoryResolver::new(&config.dns)?;
-        let origin = OriginClient::new(&base, &config.origin_client, resolver).map_err(|e| {
-            StartError::BadOrigin {
-                url: url.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let mut upstreams = vec![Arc::new(build_upstream(&config, &url, "primary")?)];
+        if let Some(backup) = &config.origin_client.backup {
+            upstreams.push(Arc::new(build_upstream(&config, backup, "backup")?));
+        }
         let store_opts = StoreOptions {
             set_cookie: match config.cache.set_cookie {
                 SetCookieSetting::Bypass => SetCookiePolicy::Bypass,
@@ -138,7 +130,7 @@ impl EdgeState {
                 .max_capacity(100_000)
                 .time_to_live(config.cache.hit_for_pass.0.max(Duration::from_millis(1)))
                 .build(),
-            origin,
+            upstreams,
             store_opts,
             targets: header_names(&config.cache.targeted_fields),
             strip_headers: header_names(&config.cache.strip_response_headers),
@@ -148,4 +140,49 @@ impl EdgeState {
             config,
         })
     }
+}
+
+impl EdgeState {
+    /// The upstream to use now: the primary while it is UP, else the backup
+    /// while that is UP; when all are DOWN, the fail-fast error.
+    pub fn pick_upstream(&self) -> Result<&Arc<Upstream>, OriginError> {
+        self.upstreams
+            .iter()
+            .find(|u| !u.is_down())
+            .ok_or_else(|| self.upstreams[0].down_error())
+    }
+
+    /// Whether every upstream is DOWN (a known partition).
+    pub fn all_down(&self) -> bool {
+        self.upstreams.iter().all(|u| u.is_down())
+    }
+}
+
+fn build_upstream(
+    config: &EdgeConfig,
+    url: &str,
+    role: &'static str,
+) -> Result<Upstream, StartError> {
+    let bad = |reason: String| StartError::BadOrigin {
+        url: url.to_string(),
+        reason,
+    };
+    let base: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+    let fixed = match (&config.origin_client.addresses, base.host()) {
+        (addrs, Some(host)) if !addrs.is_empty() && role == "primary" => {
+            Some((host.to_string(), addrs.clone()))
+        }
+        _ => None,
+    };
+    let resolver = HickoryResolver::with_fixed(&config.dns, fixed)?;
+    let client = OriginClient::new(&base, &config.origin_client, resolver)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Upstream::new(
+        url.to_string(),
+        role,
+        client,
+        config.health.clone(),
+    ))
 }

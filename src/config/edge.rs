@@ -163,6 +163,11 @@ pub struct OriginClientSettings {
     pub pool_max_idle: usize,
     /// Keep the client's Host header instead of the origin's authority.
     pub preserve_host: bool,
+    /// Fixed IP addresses for the origin's host name, tried in order on
+    /// connect failure (instead of DNS).
+    pub addresses: Vec<std::net::IpAddr>,
+    /// A second origin that takes over while the primary is DOWN.
+    pub backup: Option<String>,
 }
 
 impl Default for OriginClientSettings {
@@ -174,6 +179,8 @@ impl Default for OriginClientSettings {
             pool_idle_timeout: HumanDuration(Duration::from_secs(90)),
             pool_max_idle: 256,
             preserve_host: false,
+            addresses: Vec::new(),
+            backup: None,
         }
     }
 }
@@ -202,6 +209,9 @@ pub struct HealthSettings {
     pub recovery_threshold: u32,
     /// Seconds announced in Retry-After on fail-fast answers.
     pub retry_after: HumanDuration,
+    /// Send heartbeats while the origin is healthy too (by default they
+    /// start with the first failure, so a healthy origin sees only traffic).
+    pub check_when_up: bool,
 }
 
 impl Default for HealthSettings {
@@ -212,6 +222,7 @@ impl Default for HealthSettings {
             check_interval: HumanDuration(Duration::from_secs(1)),
             recovery_threshold: 1,
             retry_after: HumanDuration(Duration::from_secs(5)),
+            check_when_up: false,
         }
     }
 }

@@ -74,7 +74,9 @@ pub fn detail(err: &OriginError) -> &'static str {
 
 /// 504 (no answer) or 502 (bad answer) with Retry-After and a short reason.
 pub fn error_response(state: &EdgeState, err: &OriginError, fwd: Fwd) -> Response<EdgeBody> {
-    let code = if err.is_unreachable() {
+    let code = if err.fail_fast {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if err.is_unreachable() {
         StatusCode::GATEWAY_TIMEOUT
     } else {
         StatusCode::BAD_GATEWAY

@@ -25,6 +25,7 @@ use super::RequestCtx;
 use super::forward::{origin_request, pass_response};
 use crate::body::EdgeBody;
 use crate::coalesce::{LeaderGuard, Outcome};
+use crate::health::Upstream;
 use crate::object::CachedObject;
 use crate::origin_client::{BodyRead, OriginError};
 use crate::state::{Counters, EdgeState};
@@ -113,12 +114,17 @@ async fn fetch(
     base: Option<&CachedObject>,
     guard: &LeaderGuard,
 ) -> FetchResult {
+    let upstream = match state.pick_upstream() {
+        Ok(u) => u,
+        Err(e) => return FetchResult::Failed(e),
+    };
     // Attempt 0 may be conditional; attempt 1 is unconditional, after a 304
     // whose validators did not select the stored response.
     for attempt in 0..2 {
         let validate = base.filter(|b| attempt == 0 && b.has_validators());
         let origin_req = match origin_request(
             state,
+            &upstream.client,
             &Method::GET,
             &req.headers,
             &req.path_and_query,
@@ -137,7 +143,7 @@ async fn fetch(
         };
         Counters::bump(&state.counters.origin_fetches);
         let request_time = SystemTime::now();
-        let resp = match state.origin.send(origin_req).await {
+        let resp = match upstream.send(origin_req).await {
             Ok(resp) => resp,
             Err(e) => return FetchResult::Failed(e),
         };
@@ -148,15 +154,16 @@ async fn fetch(
             .route
             .counts_as_failure(FailureKind::Status, Some(status.as_u16()))
         {
-            return FetchResult::Failed(OriginError {
-                kind: FailureKind::Status,
-                status: Some(status.as_u16()),
-                detail: format!("origin answered {status}"),
-            });
+            let mut err =
+                OriginError::new(FailureKind::Status, format!("origin answered {status}"));
+            err.status = Some(status.as_u16());
+            upstream.record_failure(&err);
+            return FetchResult::Failed(err);
         }
         if status == StatusCode::NOT_MODIFIED {
             match validate {
                 Some(b) if validators_match(&b.headers, resp.headers()) => {
+                    upstream.record_success();
                     let object =
                         freshen(state, req, b, resp.headers(), request_time, response_time);
                     let object = Arc::new(object);
@@ -171,7 +178,12 @@ async fn fetch(
                 None => {}
             }
         }
-        return store_or_pass(state, req, resp, request_time, response_time).await;
+        let result = store_or_pass(state, upstream, req, resp, request_time, response_time).await;
+        match &result {
+            FetchResult::Failed(e) => upstream.record_failure(e),
+            _ => upstream.record_success(),
+        }
+        return result;
     }
     FetchResult::Failed(OriginError::new(
         FailureKind::Status,
@@ -190,6 +202,7 @@ fn add_validators(out: &mut HeaderMap, stored: &HeaderMap) {
 
 async fn store_or_pass(
     state: &Arc<EdgeState>,
+    upstream: &Upstream,
     req: &FetchRequest,
     resp: Response<hyper::body::Incoming>,
     request_time: SystemTime,
@@ -229,7 +242,7 @@ async fn store_or_pass(
         let status = pass_status("too-large");
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
     }
-    match state.origin.read_body(body, limit).await {
+    match upstream.client.read_body(body, limit).await {
         BodyRead::Complete(bytes) => {
             let object = build_object(
                 state,

@@ -8,7 +8,7 @@ use edgecache::http_cache::update::strip_hop_by_hop;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 
 use crate::body::EdgeBody;
-use crate::origin_client::OriginError;
+use crate::origin_client::{OriginClient, OriginError};
 use crate::state::EdgeState;
 
 /// Request fields that describe one client's view and must not shape a fill
@@ -29,6 +29,7 @@ const CLIENT_ONLY_FIELDS: [header::HeaderName; 8] = [
 #[allow(clippy::too_many_arguments)]
 pub fn origin_request(
     state: &EdgeState,
+    origin: &OriginClient,
     method: &Method,
     client_headers: &HeaderMap,
     path_and_query: &str,
@@ -37,7 +38,7 @@ pub fn origin_request(
     client: SocketAddr,
     for_fill: bool,
 ) -> Result<Request<EdgeBody>, OriginError> {
-    let uri = state.origin.uri_for(path_and_query)?;
+    let uri = origin.uri_for(path_and_query)?;
     let mut headers = client_headers.clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(header::EXPECT);
@@ -47,7 +48,7 @@ pub fn origin_request(
         }
     }
     if !state.config.origin_client.preserve_host {
-        if let Ok(host) = HeaderValue::from_str(state.origin.authority().as_str()) {
+        if let Ok(host) = HeaderValue::from_str(origin.authority().as_str()) {
             headers.insert(header::HOST, host);
         }
     }

@@ -191,6 +191,9 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                     };
                     return respond::serve_object(state, ctx, &object, status, now);
                 }
+                if let Some(resp) = stale_while_revalidate(state, ctx, &object, &key, now) {
+                    return resp;
+                }
                 if let Some(resp) = fill(state, ctx, key, Some(object), Fwd::Stale).await {
                     return resp;
                 }
@@ -342,4 +345,55 @@ fn variant_matches(object: &CachedObject, headers: &HeaderMap) -> bool {
         (Some(stored), Some(ours)) => *stored == ours,
         (Some(_), None) => false,
     }
+}
+
+/// Serves a stale object at once when it is inside the stale-while-revalidate
+/// window (the route's or the origin's, unless the origin forbids stale),
+/// and refreshes it in the background: one refresh per key.
+fn stale_while_revalidate(
+    state: &Arc<EdgeState>,
+    ctx: &RequestCtx<'_>,
+    object: &Arc<CachedObject>,
+    key: &CacheKey,
+    now: SystemTime,
+) -> Option<Response<EdgeBody>> {
+    if object.stale.forbidden || object.is_fresh(now) || client_demands_revalidation(state, ctx) {
+        return None;
+    }
+    let origin_window =
+        std::time::Duration::from_secs(object.stale.stale_while_revalidate.unwrap_or(0));
+    let window = ctx.route.stale_while_revalidate.0.max(origin_window);
+    if object.staleness(now) > window {
+        return None;
+    }
+    if let Role::Leader(guard) = state.inflight.join(key) {
+        let request = Arc::new(fetch::FetchRequest::from_ctx(ctx, key.clone(), Fwd::Stale));
+        let task_state = state.clone();
+        let base = object.clone();
+        tokio::spawn(
+            async move {
+                let _ = fetch::fetch_for_cache(&task_state, &request, Some(base), guard).await;
+            }
+            .in_current_span(),
+        );
+    }
+    Counters::bump(&state.counters.stale);
+    let status = CacheStatus {
+        hit: true,
+        fwd: Some(Fwd::Stale),
+        ttl: Some(object.ttl_secs(now)),
+        detail: Some("stale-while-revalidate".into()),
+        ..CacheStatus::default()
+    };
+    Some(respond::serve_object(state, ctx, object, status, now))
+}
+
+/// Whether the client asked for a validated answer (no-cache, max-age=0).
+fn client_demands_revalidation(state: &EdgeState, ctx: &RequestCtx<'_>) -> bool {
+    if !state.config.cache.honor_request_no_cache {
+        return false;
+    }
+    ctx.req_cc
+        .as_ref()
+        .is_some_and(|cc| cc.no_cache || cc.max_age == Some(0))
 }

@@ -29,8 +29,13 @@ pub async fn forward(
     mut status: CacheStatus,
 ) -> Response<EdgeBody> {
     Counters::bump(&state.counters.passes);
+    let upstream = match state.pick_upstream() {
+        Ok(u) => u,
+        Err(e) => return failure::error_response(state, &e, status.fwd.unwrap_or(Fwd::Bypass)),
+    };
     let req = match origin_request(
         state,
+        &upstream.client,
         &ctx.method,
         &ctx.headers,
         &ctx.path_and_query,
@@ -42,7 +47,7 @@ pub async fn forward(
         Ok(req) => req,
         Err(e) => return failure::error_response(state, &e, status.fwd.unwrap_or(Fwd::Bypass)),
     };
-    match state.origin.send(req).await {
+    match upstream.send(req).await {
         Err(e) => {
             Counters::bump(&state.counters.origin_failures);
             tracing::warn!(error = %e, "origin request failed (pass)");
