@@ -9,5 +9,7 @@ pub mod config;
 pub mod http_cache;
 pub mod lab;
 pub mod logging;
+pub mod purge;
 pub mod signals;
 pub mod wan;
+pub mod wire;

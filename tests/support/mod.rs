@@ -242,3 +242,48 @@ pub async fn origin_requests(origin: &Proc) -> u64 {
         .expect("stats JSON");
     v["requests"].as_u64().expect("requests counter")
 }
+
+/// Starts an origin (generated content only) listening on exactly `addr`,
+/// e.g. to restart a killed origin on the address its edge knows.
+pub fn spawn_origin_at(addr: SocketAddr) -> Proc {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip,
+        std::net::IpAddr::V6(_) => panic!("origin address {addr} is not IPv4"),
+    };
+    let args = vec!["--listen".to_string(), addr.to_string()];
+    Proc::start(bin("origin"), args, ip, &["http"])
+}
+
+/// Starts the WAN emulator (`edgecache wan`) with one link named `link_name`
+/// listening on a fresh loopback address and forwarding to `upstream`, and
+/// its admin API on the same address. Listeners: `link_name` and `admin`.
+pub fn spawn_wan(link_name: &str, upstream: SocketAddr) -> Proc {
+    let ip = next_ip();
+    let args = vec![
+        "wan".to_string(),
+        "--link".into(),
+        format!("{link_name}={ip}:0->{upstream}"),
+        "--admin-listen".into(),
+        format!("{ip}:0"),
+    ];
+    Proc::start(bin("edgecache"), args, ip, &[link_name, "admin"])
+}
+
+/// Writes `toml_text` to a config file and starts an edge with it on a fresh
+/// loopback address (the listen flags override the file's addresses). The
+/// directory holding the file is returned so it outlives the edge.
+pub fn spawn_edge_config(toml_text: &str) -> (Proc, TempDir) {
+    let dir = TempDir::new("edgecfg");
+    let path = dir.write("edge.toml", toml_text);
+    let ip = next_ip();
+    let args = vec![
+        "--config".to_string(),
+        path.display().to_string(),
+        "--listen".into(),
+        format!("{ip}:0"),
+        "--admin-listen".into(),
+        format!("{ip}:0"),
+    ];
+    let edge = Proc::start(bin("edge"), args, ip, &["http", "admin"]);
+    (edge, dir)
+}
