@@ -52,6 +52,10 @@ pub enum ControlFrame {
         public_addr: String,
         /// The last sequence number it applied (0: none).
         last_applied: u64,
+        /// When the edge's cache began filling (ms since the epoch): with
+        /// `last_applied == 0`, records issued before this cannot concern
+        /// it and need not be sent.
+        cache_since_ms: u64,
     },
     /// Origin -> edge, answer to Hello.
     Welcome {

@@ -192,11 +192,9 @@ impl Fault {
             fwd_status: None,
         };
         match self {
-            Fault::OriginKilled
-            | Fault::Blackhole
-            | Fault::Refuse
-            | Fault::Slow
-            | Fault::Dns => unreachable,
+            Fault::OriginKilled | Fault::Blackhole | Fault::Refuse | Fault::Slow | Fault::Dns => {
+                unreachable
+            }
             Fault::Status503 => ErrorShape {
                 status: 502,
                 detail: "bad-status",
@@ -211,7 +209,10 @@ impl Fault {
     }
 
     fn uses_wan(self) -> bool {
-        matches!(self, Fault::Blackhole | Fault::Refuse | Fault::ResetMidStream)
+        matches!(
+            self,
+            Fault::Blackhole | Fault::Refuse | Fault::ResetMidStream
+        )
     }
 }
 
@@ -419,7 +420,11 @@ impl Lab {
             .send()
             .await
             .expect("PUT /_fault");
-        assert!(resp.status().is_success(), "PUT /_fault {json}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "PUT /_fault {json}: {}",
+            resp.status()
+        );
     }
 
     async fn apply(&mut self, fault: Fault) {
@@ -446,9 +451,7 @@ impl Lab {
             Fault::Blackhole | Fault::Refuse | Fault::ResetMidStream => {
                 self.set_link(Mode::Up).await
             }
-            Fault::Status503 | Fault::TruncatedBody | Fault::Slow => {
-                self.origin_fault("{}").await
-            }
+            Fault::Status503 | Fault::TruncatedBody | Fault::Slow => self.origin_fault("{}").await,
             Fault::Dns => self.dns.as_mut().expect("fake DNS").restart().await,
         }
     }
@@ -472,10 +475,9 @@ impl Lab {
         let cache_status = header("cache-status").unwrap_or_default();
         let content_type = header("content-type").unwrap_or_default();
         let retry_after = header("retry-after");
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("status {status}, cache-status {cache_status:?}: body failed: {e}"))?;
+        let body = resp.bytes().await.map_err(|e| {
+            format!("status {status}, cache-status {cache_status:?}: body failed: {e}")
+        })?;
         Ok(Answer {
             status,
             cache_status,
@@ -627,8 +629,7 @@ async fn run_fault(fault: Fault) {
     tokio::time::sleep(STALE_WAIT).await;
 
     lab.apply(fault).await;
-    let answers =
-        futures_util::future::join_all(TABLE.iter().map(|case| lab.get(case))).await;
+    let answers = futures_util::future::join_all(TABLE.iter().map(|case| lab.get(case))).await;
     let mut mismatches = Vec::new();
     for (case, answer) in TABLE.iter().zip(answers) {
         let stored = stored.get(&case.path());
@@ -637,7 +638,9 @@ async fn run_fault(fault: Fault) {
             Err(e) => vec![e.clone()],
         };
         if !wrong.is_empty() {
-            let got = answer.as_ref().map_or_else(Clone::clone, ToString::to_string);
+            let got = answer
+                .as_ref()
+                .map_or_else(Clone::clone, ToString::to_string);
             mismatches.push(format!(
                 "during fault, {case}, expected {:?}: {}\n      got {got}",
                 case.outcome,
@@ -656,7 +659,10 @@ async fn run_fault(fault: Fault) {
         match &answer {
             Ok(got) => {
                 if got.status != 200 || got.body != full {
-                    wrong.push(format!("should be 200 with the complete {} bytes", full.len()));
+                    wrong.push(format!(
+                        "should be 200 with the complete {} bytes",
+                        full.len()
+                    ));
                 }
                 if !case.primed() && !has_param(&got.cache_status, "fwd=uri-miss") {
                     wrong.push("should be a miss (nothing stored during the fault)".into());
@@ -665,7 +671,9 @@ async fn run_fault(fault: Fault) {
             Err(e) => wrong.push(e.clone()),
         }
         if !wrong.is_empty() {
-            let got = answer.as_ref().map_or_else(Clone::clone, ToString::to_string);
+            let got = answer
+                .as_ref()
+                .map_or_else(Clone::clone, ToString::to_string);
             mismatches.push(format!(
                 "after healing, {case}: {}\n      got {got}",
                 wrong.join("; ")
@@ -728,19 +736,26 @@ async fn dns_name_does_not_resolve() {
 #[tokio::test]
 async fn recovery_after_origin_restart() {
     let mut lab = Lab::start(Fault::OriginKilled).await;
-    let case = case(Policy::ServeStale, Entry::StaleWithin, Outcome::ServeStale);
-    let primed = lab.get(&case).await.expect("prime");
+    let row = case(Policy::ServeStale, Entry::StaleWithin, Outcome::ServeStale);
+    let primed = lab.get(&row).await.expect("prime");
     assert_eq!(primed.status, 200, "prime: {primed}");
     assert!(has_param(&primed.cache_status, "stored"), "prime: {primed}");
     tokio::time::sleep(STALE_WAIT).await;
 
     lab.apply(Fault::OriginKilled).await;
-    let stale = lab.get(&case).await.expect("request while the origin is dead");
-    let wrong = judge(Fault::OriginKilled, &case, Some(&primed.body), &stale);
-    assert!(wrong.is_empty(), "while dead: {}: {stale}", wrong.join("; "));
+    let stale = lab
+        .get(&row)
+        .await
+        .expect("request while the origin is dead");
+    let wrong = judge(Fault::OriginKilled, &row, Some(&primed.body), &stale);
+    assert!(
+        wrong.is_empty(),
+        "while dead: {}: {stale}",
+        wrong.join("; ")
+    );
 
     lab.heal(Fault::OriginKilled).await;
-    let fresh = lab.get(&case).await.expect("request after the restart");
+    let fresh = lab.get(&row).await.expect("request after the restart");
     let cs = &fresh.cache_status;
     assert_eq!(fresh.status, 200, "after restart: {fresh}");
     assert!(
@@ -750,7 +765,7 @@ async fn recovery_after_origin_restart() {
         "after restart the edge fetches from the origin again: {fresh}"
     );
     assert_eq!(fresh.body, primed.body, "after restart: {fresh}");
-    let again = lab.get(&case).await.expect("request after the refetch");
+    let again = lab.get(&row).await.expect("request after the refetch");
     assert!(
         again.cache_status.starts_with("edgecache; hit; ttl="),
         "the refetched copy is fresh again: {again}"
