@@ -64,17 +64,17 @@ enum Policy {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Entry {
+enum Cached {
     /// Stored with `max-age=600`: fresh throughout.
     Fresh,
-    /// Stored with `max-age=1`, stale by about a second: within `max_stale`
-    /// on the long routes.
+    /// Stored with `max-age=1`, stale by a second or more: within the 1h
+    /// `max_stale` of `stale.test`.
     StaleWithin,
     /// Stored with `max-age=1` on a route whose `max_stale` is 300ms.
     StaleBeyond,
     /// Stored with `max-age=1, must-revalidate`, now stale.
     MustRevalidate,
-    /// Never requested before the fault.
+    /// No entry: never requested before the fault.
     NoEntry,
 }
 
@@ -93,26 +93,26 @@ enum Outcome {
 #[derive(Clone, Copy, Debug)]
 struct Case {
     policy: Policy,
-    entry: Entry,
+    entry: Cached,
     outcome: Outcome,
 }
 
 /// Policy × entry state → outcome; the same for every fault, which only
 /// decides the error's status and detail (see [`Fault::shape`]).
 const TABLE: [Case; 10] = [
-    case(Policy::ServeStale, Entry::Fresh, Outcome::Hit),
-    case(Policy::ServeStale, Entry::StaleWithin, Outcome::ServeStale),
-    case(Policy::ServeStale, Entry::StaleBeyond, Outcome::Error),
-    case(Policy::ServeStale, Entry::MustRevalidate, Outcome::Error),
-    case(Policy::ServeStale, Entry::NoEntry, Outcome::Error),
-    case(Policy::Error, Entry::Fresh, Outcome::Hit),
-    case(Policy::Error, Entry::StaleWithin, Outcome::Error),
-    case(Policy::Error, Entry::StaleBeyond, Outcome::Error),
-    case(Policy::Error, Entry::MustRevalidate, Outcome::Error),
-    case(Policy::Error, Entry::NoEntry, Outcome::Error),
+    case(Policy::ServeStale, Cached::Fresh, Outcome::Hit),
+    case(Policy::ServeStale, Cached::StaleWithin, Outcome::ServeStale),
+    case(Policy::ServeStale, Cached::StaleBeyond, Outcome::Error),
+    case(Policy::ServeStale, Cached::MustRevalidate, Outcome::Error),
+    case(Policy::ServeStale, Cached::NoEntry, Outcome::Error),
+    case(Policy::Error, Cached::Fresh, Outcome::Hit),
+    case(Policy::Error, Cached::StaleWithin, Outcome::Error),
+    case(Policy::Error, Cached::StaleBeyond, Outcome::Error),
+    case(Policy::Error, Cached::MustRevalidate, Outcome::Error),
+    case(Policy::Error, Cached::NoEntry, Outcome::Error),
 ];
 
-const fn case(policy: Policy, entry: Entry, outcome: Outcome) -> Case {
+const fn case(policy: Policy, entry: Cached, outcome: Outcome) -> Case {
     Case {
         policy,
         entry,
@@ -123,9 +123,9 @@ const fn case(policy: Policy, entry: Entry, outcome: Outcome) -> Case {
 impl Case {
     fn host(&self) -> &'static str {
         match (self.policy, self.entry) {
-            (Policy::ServeStale, Entry::StaleBeyond) => "short.test",
+            (Policy::ServeStale, Cached::StaleBeyond) => "short.test",
             (Policy::ServeStale, _) => "stale.test",
-            (Policy::Error, Entry::StaleBeyond) => "error-short.test",
+            (Policy::Error, Cached::StaleBeyond) => "error-short.test",
             (Policy::Error, _) => "error.test",
         }
     }
@@ -134,11 +134,11 @@ impl Case {
     /// its own content.
     fn path(&self) -> String {
         let (name, query) = match self.entry {
-            Entry::Fresh => ("fresh", "ttl=600"),
-            Entry::StaleWithin => ("stale", "ttl=1"),
-            Entry::StaleBeyond => ("beyond", "ttl=1"),
-            Entry::MustRevalidate => ("must-revalidate", "cc=max-age%3D1%2C%20must-revalidate"),
-            Entry::NoEntry => ("none", "ttl=600"),
+            Cached::Fresh => ("fresh", "ttl=600"),
+            Cached::StaleWithin => ("stale", "ttl=1"),
+            Cached::StaleBeyond => ("beyond", "ttl=1"),
+            Cached::MustRevalidate => ("must-revalidate", "cc=max-age%3D1%2C%20must-revalidate"),
+            Cached::NoEntry => ("none", "ttl=600"),
         };
         format!(
             "/_gen/{BODY_LEN}/{}/{name}?{query}&etag=0&lm=0",
@@ -147,7 +147,7 @@ impl Case {
     }
 
     fn primed(&self) -> bool {
-        self.entry != Entry::NoEntry
+        self.entry != Cached::NoEntry
     }
 }
 
@@ -736,7 +736,7 @@ async fn dns_name_does_not_resolve() {
 #[tokio::test]
 async fn recovery_after_origin_restart() {
     let mut lab = Lab::start(Fault::OriginKilled).await;
-    let row = case(Policy::ServeStale, Entry::StaleWithin, Outcome::ServeStale);
+    let row = case(Policy::ServeStale, Cached::StaleWithin, Outcome::ServeStale);
     let primed = lab.get(&row).await.expect("prime");
     assert_eq!(primed.status, 200, "prime: {primed}");
     assert!(has_param(&primed.cache_status, "stored"), "prime: {primed}");
