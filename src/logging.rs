@@ -1,12 +1,16 @@
 //! Log setup shared by every binary: tracing to stderr, human-readable on a
-//! terminal or JSON lines, filtered by `RUST_LOG` (default `info`).
+//! terminal or JSON lines, filtered by `RUST_LOG` (default `info`, with
+//! hickory-server at `warn`).
 
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `format` is `human` or `json`; anything
 /// else falls back to human with a warning.
 pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // hickory-server logs every DNS query at info: the lab's steering DNS
+    // would flood the terminal.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -13,10 +13,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start an origin and edges in three regions on loopback.
+    /// Start the lab (origin, edges in every region, emulated WAN links,
+    /// steering DNS) on loopback, or drive a running one.
     Lab(edgecache::lab::LabArgs),
+    /// Measure latency from each region to the steered edge (or every edge).
+    Probe(edgecache::probe::ProbeArgs),
     /// Run WAN emulator links (TCP proxies with delay and faults).
     Wan(edgecache::wan::WanArgs),
+    /// Benchmarks: partition latencies, cache hits next to nginx and Varnish.
+    Bench(edgecache::bench::BenchArgs),
+    /// Purge content from every edge through the origin's control API.
+    Purge(edgecache::purge_cli::PurgeArgs),
 }
 
 #[tokio::main]
@@ -26,14 +33,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Lab(args)) => edgecache::lab::run(args).await,
         Some(Command::Wan(args)) => edgecache::wan::run(args).await,
-        None => {
-            let args = edgecache::lab::LabArgs {
-                port: 8080,
-                admin_port: 9080,
-                scratch: None,
-                check: false,
-            };
-            edgecache::lab::run(args).await
-        }
+        Some(Command::Bench(args)) => edgecache::bench::run(args).await,
+        Some(Command::Purge(args)) => edgecache::purge_cli::run(args).await,
+        Some(Command::Probe(args)) => edgecache::probe::run(args).await,
+        None => edgecache::lab::run(edgecache::lab::LabArgs::defaults()).await,
     }
 }

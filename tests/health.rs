@@ -194,10 +194,8 @@ async fn stale_while_revalidate_refreshes_once_per_key() {
     }
     assert!(swr > 0, "stale answers were served while revalidating");
     // Exactly one background refresh reaches the origin.
-    let mut after = before;
     for _ in 0..50 {
-        after = origin_requests(&origin).await;
-        if after > before {
+        if origin_requests(&origin).await > before {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,7 +1,6 @@
 //! The admin listener: the node's own endpoints, never on the public port.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -18,7 +17,7 @@ use crate::state::EdgeState;
 /// Serves `/_edge/...` until shutdown.
 pub async fn serve_admin(
     listener: TcpListener,
-    state: Arc<EdgeState>,
+    state: crate::server::SharedState,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -32,7 +31,7 @@ pub async fn serve_admin(
         };
         let state = state.clone();
         let service = service_fn(move |req| {
-            let state = state.clone();
+            let state = state.load_full();
             async move { Ok::<_, Infallible>(route(&state, req).await) }
         });
         let conn = builder
@@ -47,12 +46,27 @@ pub async fn serve_admin(
 async fn route(state: &EdgeState, req: Request<Incoming>) -> Response<EdgeBody> {
     match req.uri().path() {
         "/_edge/ready" => text(StatusCode::OK, "ready\n"),
+        "/metrics" => match crate::metrics::render(state).await {
+            Some(body) => {
+                let mut resp = text(StatusCode::OK, "");
+                *resp.body_mut() = EdgeBody::from(body);
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                resp
+            }
+            None => text(StatusCode::NOT_FOUND, "metrics recorder not installed\n"),
+        },
+        "/_edge/purge" => crate::purge::admin::purge(state, req).await,
+        "/_edge/purge/status" => crate::purge::admin::status(state),
         "/_edge/health" => {
             let origins: Vec<serde_json::Value> =
                 state.upstreams.iter().map(|u| u.snapshot()).collect();
             let body = serde_json::json!({
                 "status": if state.all_down() { "origin-down" } else { "ok" },
                 "origins": origins,
+                "control": state.control.snapshot(),
             });
             json(StatusCode::OK, body.to_string())
         }

@@ -9,13 +9,17 @@ pub mod body;
 pub mod cli;
 pub mod coalesce;
 pub mod health;
+pub mod metrics;
 pub mod object;
 pub mod origin_client;
 pub mod proxy;
+pub mod purge;
+pub mod reload;
 pub mod resolver;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,8 +38,14 @@ pub struct Edge {
     pub public_addr: SocketAddr,
     /// Where the admin endpoints are, if enabled.
     pub admin_addr: Option<SocketAddr>,
-    /// The node's shared state.
+    /// Where HTTPS clients connect, if enabled.
+    pub tls_addr: Option<SocketAddr>,
+    /// The node's shared state as started (a reload swaps in a new one:
+    /// see [`Edge::current`]).
     pub state: Arc<EdgeState>,
+    current: server::SharedState,
+    tls: Option<Arc<tls::SniResolver>>,
+    heartbeats: std::sync::Mutex<reload::Heartbeats>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -44,6 +54,7 @@ impl Edge {
     /// Binds the listeners and starts serving.
     pub async fn start(config: EdgeConfig) -> Result<Edge, StartError> {
         let state = Arc::new(EdgeState::new(config)?);
+        let current: server::SharedState = Arc::new(arc_swap::ArcSwap::new(state.clone()));
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -62,27 +73,62 @@ impl Edge {
             admin_addr = admin.local_addr().ok();
             tasks.push(tokio::spawn(admin::serve_admin(
                 admin,
-                state.clone(),
+                current.clone(),
                 rx.clone(),
             )));
         }
-        for upstream in &state.upstreams {
-            tasks.push(tokio::spawn(health::heartbeat(
-                upstream.clone(),
+        let heartbeats = reload::Heartbeats::start(&state.upstreams, rx.clone());
+        tasks.push(tokio::spawn(purge::maintain(state.clone(), rx.clone())));
+        if let Some(nats) = state.config.purge.nats().cloned() {
+            tasks.push(tokio::spawn(purge::bus::run(
+                state.clone(),
+                nats,
+                public_addr,
+                rx.clone(),
+            )));
+        } else if let Some(control) = state.config.control.addr.clone() {
+            tasks.push(tokio::spawn(purge::client::run(
+                state.clone(),
+                control,
+                public_addr,
                 rx.clone(),
             )));
         }
         let grace = Duration::from_secs(10);
-        tasks.push(tokio::spawn(server::serve_public(
-            public,
-            state.clone(),
-            rx,
-            grace,
-        )));
+        let permits = server::connection_permits(&state.config.limits);
+        let tls_listener = tls::bind(&state.config).await?;
+        let (tls_addr, tls) = match tls_listener {
+            Some(l) => {
+                let listener = server::Listener {
+                    socket: l.socket,
+                    transport: server::Transport::Tls(l.acceptor),
+                    state: current.clone(),
+                    permits: permits.clone(),
+                };
+                tasks.push(tokio::spawn(server::serve_public(
+                    listener,
+                    rx.clone(),
+                    grace,
+                )));
+                (Some(l.addr), Some(l.resolver))
+            }
+            None => (None, None),
+        };
+        let listener = server::Listener {
+            socket: public,
+            transport: server::Transport::Plain,
+            state: current.clone(),
+            permits,
+        };
+        tasks.push(tokio::spawn(server::serve_public(listener, rx, grace)));
         Ok(Edge {
             public_addr,
             admin_addr,
+            tls_addr,
             state,
+            current,
+            tls,
+            heartbeats: std::sync::Mutex::new(heartbeats),
             shutdown,
             tasks,
         })
@@ -94,5 +140,13 @@ impl Edge {
         for task in self.tasks {
             let _ = task.await;
         }
+        if let Ok(heartbeats) = self.heartbeats.into_inner() {
+            heartbeats.stop().await;
+        }
+    }
+
+    /// The state in force now (the latest reload's).
+    pub fn current(&self) -> Arc<EdgeState> {
+        self.current.load_full()
     }
 }

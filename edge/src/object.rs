@@ -80,4 +80,23 @@ impl CachedObject {
     pub fn retention(&self, now: SystemTime) -> Duration {
         self.lifetime.saturating_sub(self.age(now)) + self.retain_stale
     }
+
+    /// A copy that went stale at `now` (soft purge): its freshness lifetime
+    /// is cut to its current age, so it revalidates before being served and
+    /// its staleness counts from the purge. The body buffer is shared.
+    pub fn soft_purged(&self, now: SystemTime) -> CachedObject {
+        CachedObject {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            request_time: self.request_time,
+            response_time: self.response_time,
+            initial_age: self.initial_age,
+            lifetime: self.lifetime.min(self.age(now)),
+            stale: self.stale,
+            variant: self.variant.clone(),
+            surrogate_keys: self.surrogate_keys.clone(),
+            retain_stale: self.retain_stale,
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The client side towards the origin: pooled keep-alive connections, DNS
-//! through hickory, connect / first-byte / body timeouts, and a failure
-//! classification that the partition policy reasons about.
+//! through hickory, HTTPS through rustls (web PKI roots plus an optional CA
+//! file, SNI from the origin's host name), connect / first-byte / body
+//! timeouts, and a failure classification that the partition policy
+//! reasons about.
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use edgecache::config::{FailureKind, OriginClientSettings};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -68,7 +71,7 @@ pub enum BodyRead {
 /// Where the origin is and how to reach it.
 #[derive(Clone)]
 pub struct OriginClient {
-    client: Client<HttpConnector<HickoryResolver>, EdgeBody>,
+    client: Client<HttpsConnector<HttpConnector<HickoryResolver>>, EdgeBody>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     settings: OriginClientSettings,
@@ -88,7 +91,13 @@ impl OriginClient {
         let mut connector = HttpConnector::new_with_resolver(resolver);
         connector.set_connect_timeout(Some(settings.connect_timeout.0));
         connector.set_nodelay(true);
-        connector.enforce_http(scheme == http::uri::Scheme::HTTP);
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_client_config(settings)?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(settings.pool_idle_timeout.0)
@@ -126,14 +135,19 @@ impl OriginClient {
     /// first-byte timeout.
     pub async fn send(&self, req: Request<EdgeBody>) -> Result<Response<Incoming>, OriginError> {
         let timeout = self.settings.first_byte_timeout.0;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        crate::metrics::origin_request();
+        let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(OriginError::new(
                 FailureKind::FirstByteTimeout,
                 format!("no response head within {}ms", timeout.as_millis()),
             )),
             Ok(Err(e)) => Err(classify(&e)),
             Ok(Ok(resp)) => Ok(resp),
+        };
+        if let Err(e) = &result {
+            crate::metrics::origin_failure(e.kind);
         }
+        result
     }
 
     /// Reads a body up to `limit` bytes, each chunk within the body timeout.
@@ -145,6 +159,7 @@ impl OriginClient {
         loop {
             let frame = match tokio::time::timeout(chunk_timeout, body.frame()).await {
                 Err(_) => {
+                    crate::metrics::origin_failure(FailureKind::TruncatedBody);
                     return BodyRead::Failed(OriginError::new(
                         FailureKind::TruncatedBody,
                         format!("body stalled for {}ms", chunk_timeout.as_millis()),
@@ -152,6 +167,7 @@ impl OriginClient {
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
+                    crate::metrics::origin_failure(FailureKind::TruncatedBody);
                     return BodyRead::Failed(OriginError::new(
                         FailureKind::TruncatedBody,
                         format!("body broke off after {total} bytes: {}", error_chain(&e)),
@@ -176,6 +192,30 @@ impl OriginClient {
     }
 }
 
+/// The TLS client config for an https origin: TLS 1.3 and 1.2, the web PKI
+/// roots plus the certificates of `ca_file`. hyper-rustls sends the origin
+/// URL's host name as SNI and checks the certificate against it.
+fn tls_client_config(settings: &OriginClientSettings) -> Result<rustls::ClientConfig, OriginError> {
+    let tls_error = |detail: String| OriginError::new(FailureKind::Tls, detail);
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca_file) = &settings.ca_file {
+        let certs = crate::tls::read_certs(ca_file).map_err(|e| tls_error(e.to_string()))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| tls_error(format!("{}: {e}", ca_file.display())))?;
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| tls_error(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 /// Maps a client error to the failure kind the policy speaks of.
 fn classify(e: &hyper_util::client::legacy::Error) -> OriginError {
     let detail = error_chain(e);
@@ -183,6 +223,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> OriginError {
     while let Some(err) = source {
         if err.downcast_ref::<DnsError>().is_some() {
             return OriginError::new(FailureKind::Dns, detail);
+        }
+        if is_tls_error(err) {
+            return OriginError::new(FailureKind::Tls, detail);
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             match io.kind() {
@@ -201,6 +244,22 @@ fn classify(e: &hyper_util::client::legacy::Error) -> OriginError {
         OriginError::new(FailureKind::ConnectRefused, detail)
     } else {
         OriginError::new(FailureKind::Reset, detail)
+    }
+}
+
+/// Whether `err` is a rustls error, possibly inside (nested) io::Errors:
+/// tokio-rustls and hyper-rustls wrap handshake failures that way, and
+/// `io::Error::source()` skips the wrapped error itself.
+fn is_tls_error(err: &(dyn StdError + 'static)) -> bool {
+    if err.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    match err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
     }
 }
 

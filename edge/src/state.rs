@@ -32,6 +32,9 @@ pub enum StartError {
     /// DNS resolver setup failed.
     #[error(transparent)]
     Dns(#[from] crate::resolver::DnsError),
+    /// The HTTPS listener's certificates do not load.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -68,7 +71,9 @@ impl Counters {
     }
 }
 
-/// Shared state of a running edge.
+/// Shared state of a running edge. A reload builds a new one with
+/// [`EdgeState::reloaded`] (in `reload.rs`): fields that must survive a
+/// reload are copied there.
 pub struct EdgeState {
     /// The config it was built from.
     pub config: EdgeConfig,
@@ -90,10 +95,12 @@ pub struct EdgeState {
     pub strip_headers: Vec<HeaderName>,
     /// Our `Via` entry, e.g. `1.1 edgecache`.
     pub via: HeaderValue,
-    /// Counters.
-    pub counters: Counters,
+    /// Counters (shared with the states that reloads build).
+    pub counters: Arc<Counters>,
     /// When the node started.
     pub started: Instant,
+    /// The link to the purge control plane.
+    pub control: Arc<crate::purge::ControlLink>,
 }
 
 impl EdgeState {
@@ -135,8 +142,9 @@ impl EdgeState {
             targets: header_names(&config.cache.targeted_fields),
             strip_headers: header_names(&config.cache.strip_response_headers),
             via,
-            counters: Counters::default(),
+            counters: Arc::new(Counters::default()),
             started: Instant::now(),
+            control: Arc::new(crate::purge::ControlLink::new(&config)),
             config,
         })
     }

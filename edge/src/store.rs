@@ -11,6 +11,7 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use crate::object::CachedObject;
+use crate::purge::index::PurgeIndex;
 
 /// What sits under a key: an object, or (for Vary'd URLs) a marker that
 /// names the varying fields and the variant keys stored for this URL.
@@ -56,6 +57,7 @@ pub enum Lookup {
 #[derive(Clone)]
 pub struct Store {
     cache: Cache<CacheKey, Slot>,
+    index: Arc<PurgeIndex>,
 }
 
 struct SlotExpiry;
@@ -86,6 +88,8 @@ fn slot_retention(slot: &Slot) -> Duration {
 impl Store {
     /// A store holding at most `capacity_bytes` of objects.
     pub fn new(capacity_bytes: u64) -> Store {
+        let index = Arc::new(PurgeIndex::default());
+        let listener_index = index.clone();
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &CacheKey, v: &Slot| match v {
@@ -93,8 +97,21 @@ impl Store {
                 Slot::Variants(_) => 256,
             })
             .expire_after(SlotExpiry)
+            .eviction_listener(move |key, slot, cause| {
+                listener_index.on_removal(&key, &slot, cause);
+            })
             .build();
-        Store { cache }
+        Store { cache, index }
+    }
+
+    /// The purge indexes (prefix and surrogate key) over the stored objects.
+    pub fn index(&self) -> &PurgeIndex {
+        &self.index
+    }
+
+    /// The underlying moka cache, for purge.
+    pub fn cache(&self) -> &Cache<CacheKey, Slot> {
+        &self.cache
     }
 
     /// Finds what is stored for a request: its primary key and headers.
@@ -137,8 +154,9 @@ impl Store {
         let retention = object.retention(SystemTime::now());
         if object.variant.is_none() {
             self.cache
-                .insert(primary.clone(), Slot::Object(object))
+                .insert(primary.clone(), Slot::Object(object.clone()))
                 .await;
+            self.index.record(primary, &object);
             return;
         }
         let key = Store::storage_key(primary, &object);
@@ -167,7 +185,10 @@ impl Store {
                 keys.push(key.clone());
             }
         }
-        self.cache.insert(key, Slot::Object(object)).await;
+        self.cache
+            .insert(key.clone(), Slot::Object(object.clone()))
+            .await;
+        self.index.record(&key, &object);
     }
 
     /// Removes a URL and all its variants; returns how many objects went.

@@ -8,7 +8,9 @@
 //! - generated content at `/_gen/<bytes>` with query knobs (TTL, Vary,
 //!   validators, delays, truncation, ...);
 //! - test hooks: fault injection (`/_fault`) and request counters
-//!   (`/_stats`).
+//!   (`/_stats`);
+//! - the control listener ([`control`]): the purge log streamed to edges,
+//!   and the operators' purge API.
 //!
 //! Embed it with [`Origin::new`] and [`Origin::serve`], or [`serve`].
 
@@ -23,6 +25,7 @@ use thiserror::Error;
 
 pub mod body;
 pub mod conditional;
+pub mod control;
 pub mod faults;
 pub mod files;
 pub mod generated;

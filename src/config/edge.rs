@@ -77,6 +77,44 @@ pub struct EdgeConfig {
     /// Per-route stale-versus-error policy; longest prefix wins.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// The purge control plane this edge follows.
+    #[serde(default)]
+    pub control: ControlSettings,
+    /// `[purge]`: the purge log backend (`backend = "nats"`: follow NATS
+    /// JetStream instead of `control.addr`).
+    #[serde(default)]
+    pub purge: crate::purge::nats::PurgeBusSettings,
+    /// The admin listener's own settings.
+    #[serde(default)]
+    pub admin: AdminSettings,
+    /// The HTTPS listener and its certificates.
+    #[serde(default)]
+    pub tls: super::tls::TlsSettings,
+    /// Host names served (`*.example` for subdomains); others get 421.
+    /// Empty: any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// `[control]`: the origin's purge control listener and who this edge is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSettings {
+    /// `HOST:PORT` of the control listener; purge is off when absent.
+    pub addr: Option<String>,
+    /// This edge's id in the membership (default: `<name>@<public address>`).
+    pub id: Option<String>,
+    /// This edge's region (default: `default`).
+    pub region: Option<String>,
+}
+
+/// `[admin]`: settings of the admin endpoints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Bearer token for `/_edge/purge` (`EDGECACHE_ADMIN_TOKEN` overrides);
+    /// without one the endpoint answers 503.
+    pub token: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -112,6 +150,9 @@ pub struct CacheSettings {
     pub honor_request_no_cache: bool,
     /// Response headers removed before answering clients (surrogate keys).
     pub strip_response_headers: Vec<String>,
+    /// Unkeyed request fields (X-Forwarded-Host and the like) to forward to
+    /// the origin anyway; refused, since they are not in the cache key.
+    pub forward_unkeyed_headers: Vec<String>,
 }
 
 /// How responses carrying Set-Cookie are treated.
@@ -143,6 +184,7 @@ impl Default for CacheSettings {
             ],
             honor_request_no_cache: true,
             strip_response_headers: vec!["surrogate-key".into(), "cache-tag".into()],
+            forward_unkeyed_headers: Vec::new(),
         }
     }
 }
@@ -168,6 +210,9 @@ pub struct OriginClientSettings {
     pub addresses: Vec<std::net::IpAddr>,
     /// A second origin that takes over while the primary is DOWN.
     pub backup: Option<String>,
+    /// Extra CA certificates (PEM) trusted for an https origin, beside the
+    /// web PKI roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for OriginClientSettings {
@@ -181,6 +226,7 @@ impl Default for OriginClientSettings {
             preserve_host: false,
             addresses: Vec::new(),
             backup: None,
+            ca_file: None,
         }
     }
 }
@@ -268,6 +314,11 @@ impl Default for EdgeConfig {
             health: HealthSettings::default(),
             limits: LimitSettings::default(),
             routes: Vec::new(),
+            control: ControlSettings::default(),
+            purge: Default::default(),
+            admin: AdminSettings::default(),
+            tls: super::tls::TlsSettings::default(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -357,6 +408,17 @@ impl EdgeConfig {
         }
         if self.limits.max_header_bytes.0 < 8192 {
             return Err(invalid("max_header_bytes", "must be at least 8KiB".into()));
+        }
+        if let Some(addr) = &self.control.addr {
+            let port_ok = addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(invalid("addr", format!("`{addr}` is not HOST:PORT")));
+            }
+        }
+        if let Err((key, reason)) = super::tls::validate(self) {
+            return Err(invalid(key, reason));
         }
         for route in &self.routes {
             if !route.prefix.starts_with('/') {

@@ -3,11 +3,13 @@
 
 mod edge;
 mod route;
+mod tls;
 mod units;
 
 pub use edge::{
-    CacheSettings, ConfigError, DnsSettings, EdgeConfig, HealthSettings, LimitSettings,
+    AdminSettings, CacheSettings, ControlSettings, ConfigError, DnsSettings, EdgeConfig, HealthSettings, LimitSettings,
     OriginClientSettings, SetCookieSetting,
 };
 pub use route::{FailureKind, OnOriginFailure, Route, RouteTable};
+pub use tls::{CertPair, TlsSettings, UNKEYED_HEADERS, host_allowed};
 pub use units::{ByteSize, HumanDuration, UnitError};

@@ -1,161 +1,154 @@
-//! `edgecache lab`: an origin with a sample site and edges in three regions,
-//! each a real process on its own loopback address.
+//! `edgecache lab`: an origin with a sample site, edges in every region of a
+//! topology (tiered behind each region's shield), the emulated WAN links
+//! between them and from each region's clients, the steering DNS, and a
+//! control API, each node a real process on its own loopback address.
+//!
+//! `edgecache lab partition|heal|kill|restart|status` drive a running lab,
+//! found through `lab.json` (see [`state`]).
 
+mod commands;
+pub mod control;
+pub mod http;
+pub mod nodes;
+pub mod plan;
 mod process;
+mod runner;
 mod sample_site;
+pub mod shared;
+pub mod state;
+mod table;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
-
-use anyhow::Context;
 
 pub use process::{NodeProcess, sibling_binary};
-
-/// The regions of the built-in lab, with the loopback subnet of each.
-pub const REGIONS: [(&str, u8); 3] = [("us-east", 1), ("eu-west", 2), ("ap-south", 3)];
+pub use state::{LabFile, find_lab};
 
 /// Flags of `edgecache lab`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LabArgs {
-    /// Port of every node's public listener (0: ephemeral ports).
+    /// Drive a running lab instead of starting one.
+    #[command(subcommand)]
+    pub action: Option<LabAction>,
+    /// How to start the lab.
+    #[command(flatten)]
+    pub start: StartArgs,
+}
+
+impl LabArgs {
+    /// `edgecache lab` with every default (what `edgecache` alone runs).
+    pub fn defaults() -> LabArgs {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            start: StartArgs,
+        }
+        let parsed = <Defaults as clap::Parser>::try_parse_from(["lab"]);
+        LabArgs {
+            action: None,
+            start: parsed.unwrap_or_else(|e| e.exit()).start,
+        }
+    }
+}
+
+/// How to start the lab. It runs until Ctrl-C, SIGTERM, SIGHUP, or the exit
+/// of the process that started it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Topology file (TOML); the built-in one (us-east, eu-west, ap-south,
+    /// two edges each, origin in us-east) when absent.
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// Port of every node's and link's public listener, each on its own
+    /// loopback address (0: ephemeral ports).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Port of every edge's admin listener (0: ephemeral ports).
     #[arg(long, default_value_t = 9080)]
     pub admin_port: u16,
-    /// Scratch directory for the sample site and lab state (default: a new
-    /// directory under the system temp dir).
-    #[arg(long)]
+    /// Port of the steering DNS server, UDP and TCP (0: ephemeral).
+    #[arg(long, default_value_t = 8053)]
+    pub dns_port: u16,
+    /// Port of the lab's control API (0: ephemeral).
+    #[arg(long, default_value_t = 0)]
+    pub control_port: u16,
+    /// Scratch directory for the sample site, edge configs and `lab.json`
+    /// (default: a new directory under the system temp dir, removed at
+    /// exit).
+    #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
-    /// Start, print the table, and exit at once, stopping every node (a
-    /// smoke test of the lab itself).
+    /// Start, print the tables, and stop again (a smoke test of the lab).
     #[arg(long)]
     pub check: bool,
+    /// Do not write the pointer file other commands use to find the lab
+    /// (for tests running beside a developer's lab).
+    #[arg(long)]
+    pub no_pointer: bool,
 }
 
-/// One node of the running lab, for the table and `lab.json`.
-#[derive(Debug, serde::Serialize)]
-pub struct LabNode {
-    /// Node name.
-    pub name: String,
-    /// `origin` or `edge`.
-    pub role: &'static str,
-    /// Region.
-    pub region: &'static str,
-    /// Public address.
-    pub http: SocketAddr,
-    /// Admin address, for edges.
-    pub admin: Option<SocketAddr>,
-    /// Process id.
-    pub pid: u32,
+/// Which running lab a command talks to.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LabTarget {
+    /// The running lab's `lab.json` (default: the lab the pointer file in
+    /// the temp dir names).
+    #[arg(long, value_name = "LAB_JSON", env = state::LAB_ENV)]
+    pub lab: Option<PathBuf>,
 }
 
-/// Runs the lab until Ctrl-C (or at once with `--check`).
+/// Commands for a running lab.
+#[derive(Debug, clap::Subcommand)]
+pub enum LabAction {
+    /// Partition A from B: blackhole every link between them (A and B are
+    /// regions, nodes or `*`), e.g. `lab partition eu-west origin`.
+    Partition(PairArgs),
+    /// Heal a partition between A and B.
+    Heal(PairArgs),
+    /// Kill a node (SIGKILL), e.g. `lab kill edge-eu-west-1`.
+    Kill(NodeArgs),
+    /// Restart a node on its addresses.
+    Restart(NodeArgs),
+    /// Show every node with its region, role, addresses and state.
+    Status(StatusArgs),
+}
+
+/// Two sides of a partition.
+#[derive(Debug, clap::Args)]
+pub struct PairArgs {
+    /// A region, a node or `*`.
+    pub a: String,
+    /// A region, a node or `*`.
+    pub b: String,
+    /// The lab.
+    #[command(flatten)]
+    pub target: LabTarget,
+}
+
+/// One node.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Node name (see `lab status`).
+    pub node: String,
+    /// The lab.
+    #[command(flatten)]
+    pub target: LabTarget,
+}
+
+/// Flags of `lab status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// JSON for scripts: every node with its region, role, addresses and
+    /// state, and every link.
+    #[arg(long)]
+    pub json: bool,
+    /// The lab.
+    #[command(flatten)]
+    pub target: LabTarget,
+}
+
+/// Runs `edgecache lab ...`.
 pub async fn run(args: LabArgs) -> anyhow::Result<()> {
-    let origin_bin = sibling_binary("origin")?;
-    let edge_bin = sibling_binary("edge")?;
-    let scratch = match &args.scratch {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("edgecache-lab-{}", std::process::id())),
-    };
-    let site = scratch.join("site");
-    std::fs::create_dir_all(&site).with_context(|| format!("creating {}", site.display()))?;
-    sample_site::write(&site).context("writing the sample site")?;
-
-    let mut procs: Vec<NodeProcess> = Vec::new();
-    let mut nodes: Vec<LabNode> = Vec::new();
-    let origin_ip = Ipv4Addr::new(127, 0, 0, 10);
-    let origin = NodeProcess::spawn(
-        "origin",
-        &origin_bin,
-        &[
-            "--root".into(),
-            site.display().to_string(),
-            "--listen".into(),
-            SocketAddr::from((origin_ip, args.port)).to_string(),
-        ],
-        &["http"],
-    )?;
-    let origin_addr = origin.addr("http").context("origin address")?;
-    nodes.push(LabNode {
-        name: "origin".into(),
-        role: "origin",
-        region: REGIONS[0].0,
-        http: origin_addr,
-        admin: None,
-        pid: origin.child.id(),
-    });
-    procs.push(origin);
-    for (region, subnet) in REGIONS {
-        let ip = Ipv4Addr::new(127, 0, subnet, 1);
-        let name = format!("edge-{region}-1");
-        let edge = NodeProcess::spawn(
-            &name,
-            &edge_bin,
-            &[
-                "--origin".into(),
-                format!("http://{origin_addr}"),
-                "--listen".into(),
-                SocketAddr::from((ip, args.port)).to_string(),
-                "--admin-listen".into(),
-                SocketAddr::from((ip, args.admin_port)).to_string(),
-            ],
-            &["http", "admin"],
-        )?;
-        nodes.push(LabNode {
-            name,
-            role: "edge",
-            region,
-            http: edge.addr("http").context("edge address")?,
-            admin: edge.addr("admin"),
-            pid: edge.child.id(),
-        });
-        procs.push(edge);
-    }
-    let state_file = scratch.join("lab.json");
-    std::fs::write(&state_file, serde_json::to_string_pretty(&nodes)?)
-        .with_context(|| format!("writing {}", state_file.display()))?;
-    print_table(&nodes);
-    if !args.check {
-        println!("\nPress Ctrl-C to stop the lab.");
-        crate::signals::terminated().await;
-    }
-    println!("stopping {} nodes", procs.len());
-    for p in procs.iter_mut().rev() {
-        p.stop(Duration::from_secs(5));
-    }
-    if args.scratch.is_none() {
-        let _ = std::fs::remove_dir_all(&scratch);
-    }
-    Ok(())
-}
-
-fn print_table(nodes: &[LabNode]) {
-    println!(
-        "{:<18} {:<7} {:<9} {:<22} {:<22}",
-        "NODE", "ROLE", "REGION", "HTTP", "ADMIN"
-    );
-    for n in nodes {
-        let admin = n.admin.map_or_else(|| "-".to_string(), |a| a.to_string());
-        println!(
-            "{:<18} {:<7} {:<9} {:<22} {:<22}",
-            n.name, n.role, n.region, n.http, admin
-        );
-    }
-    if let Some(edge) = nodes.iter().find(|n| n.role == "edge") {
-        println!("\nTry:");
-        println!(
-            "  curl -i http://{}/index.html            # miss, then hit",
-            edge.http
-        );
-        println!("  curl -i http://{}/assets/style.css", edge.http);
-        println!(
-            "  curl -i http://{}/_gen/1024?ttl=5      # generated content",
-            edge.http
-        );
-        if let Some(admin) = edge.admin {
-            println!("  curl http://{admin}/_edge/stats");
-        }
+    match args.action {
+        None => runner::run(&args.start).await,
+        Some(action) => commands::run(action).await,
     }
 }

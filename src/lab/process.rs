@@ -34,6 +34,10 @@ impl NodeProcess {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if std::env::var_os("RUST_LOG").is_none() {
+            // Node logs share the lab's terminal: warnings only by default.
+            command.env("RUST_LOG", "warn");
+        }
         die_with_parent(&mut command);
         let mut child = command
             .spawn()
@@ -80,14 +84,23 @@ impl NodeProcess {
             .map(|(_, a)| *a)
     }
 
+    /// Sends SIGTERM, unless the process has already been reaped.
+    pub fn terminate(&mut self) {
+        #[cfg(unix)]
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) with a pid we own (not yet reaped) and a
+            // valid signal number.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+
     /// Asks the node to stop (SIGTERM), then kills it after `grace`.
     pub fn stop(&mut self, grace: Duration) {
         #[cfg(unix)]
         {
-            // SAFETY: kill(2) with a pid we own and a valid signal number.
-            unsafe {
-                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-            }
+            self.terminate();
             let deadline = Instant::now() + grace;
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {

@@ -287,3 +287,6 @@ pub fn spawn_edge_config(toml_text: &str) -> (Proc, TempDir) {
     let edge = Proc::start(bin("edge"), args, ip, &["http", "admin"]);
     (edge, dir)
 }
+
+/// The purge suite shared by the built-in and NATS purge log backends.
+pub mod purge_suite;

@@ -26,7 +26,8 @@ pub fn respond(
 ) -> Response<EdgeBody> {
     let now = SystemTime::now();
     if let Some(object) = base {
-        if stale_allowed(ctx, object, err, now) {
+        let purge_lagging = !object.is_fresh(now) && state.control.lag_exceeded(ctx.route);
+        if !purge_lagging && stale_allowed(ctx, object, err, now) {
             Counters::bump(&state.counters.stale);
             let status = CacheStatus {
                 hit: true,

@@ -42,6 +42,11 @@ pub fn origin_request(
     let mut headers = client_headers.clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(header::EXPECT);
+    // Fields the origin may treat as the URL, host, scheme or method, which
+    // are not in the cache key: forwarding them would allow cache poisoning.
+    for name in edgecache::config::UNKEYED_HEADERS {
+        headers.remove(name);
+    }
     if for_fill {
         for name in &CLIENT_ONLY_FIELDS {
             headers.remove(name);

@@ -74,16 +74,19 @@ pub async fn handle(
         .await;
     resp.headers_mut().insert("x-request-id", id);
     let _enter = span.enter();
+    let cache_status = resp
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok());
+    crate::metrics::request_done(resp.status().as_u16(), cache_status, started.elapsed());
+    let request_id = resp.headers().get("x-request-id");
     tracing::info!(
         target: "access",
+        request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
         %method,
         %path,
         status = resp.status().as_u16(),
-        cache_status = resp
-            .headers()
-            .get("cache-status")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-"),
+        cache_status = cache_status.unwrap_or("-"),
         bytes = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
         duration_us = started.elapsed().as_micros() as u64,
         "request"
@@ -123,6 +126,20 @@ async fn process(
         return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n");
     };
     let host = edgecache::cache_key::normalize_host("http", &raw_host);
+    let bare_host = edgecache::cache_key::host_without_port(&host);
+    // An absolute-form target (or h2 :authority) naming another host than
+    // Host, or a host not served here: 421, and nothing is fetched.
+    let named_other = parts
+        .uri
+        .authority()
+        .is_some_and(|a| !a.host().eq_ignore_ascii_case(bare_host));
+    if named_other || !edgecache::config::host_allowed(&state.config.hosts, bare_host) {
+        return respond::plain(
+            state,
+            StatusCode::MISDIRECTED_REQUEST,
+            "host not served here\n",
+        );
+    }
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -357,7 +374,11 @@ fn stale_while_revalidate(
     key: &CacheKey,
     now: SystemTime,
 ) -> Option<Response<EdgeBody>> {
-    if object.stale.forbidden || object.is_fresh(now) || client_demands_revalidation(state, ctx) {
+    if object.stale.forbidden
+        || object.is_fresh(now)
+        || client_demands_revalidation(state, ctx)
+        || state.control.lag_exceeded(ctx.route)
+    {
         return None;
     }
     let origin_window =

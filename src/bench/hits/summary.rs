@@ -1,0 +1,211 @@
+//! Raw rounds, their per-target medians, and ratios to nginx.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::wrk::WrkResult;
+use crate::bench::client::fmt_us;
+
+/// One wrk run against one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Round number, from 1.
+    pub round: u32,
+    /// Workload name (`1k`, `16k`, `256k`, `many`).
+    pub workload: String,
+    /// Target name.
+    pub target: String,
+    /// wrk's figures.
+    pub wrk: WrkResult,
+    /// Server CPU time (user + system, whole process tree) during the run.
+    pub cpu_secs: f64,
+    /// Requests per CPU-second of the server.
+    pub requests_per_cpu_sec: f64,
+    /// Requests the origin received during the run (0 for pure hits).
+    pub origin_requests: u64,
+}
+
+/// Medians over the rounds for one workload and target.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    /// Workload name.
+    pub workload: String,
+    /// Target name.
+    pub target: String,
+    /// Rounds measured.
+    pub rounds: usize,
+    /// Median requests per second.
+    pub rps: f64,
+    /// Median of the rounds' p50 latency, microseconds.
+    pub p50_us: f64,
+    /// Median of the rounds' p99 latency, microseconds.
+    pub p99_us: f64,
+    /// Median requests per server CPU-second.
+    pub requests_per_cpu_sec: f64,
+    /// Peak resident memory of the server over the whole benchmark, KiB.
+    pub peak_rss_kib: u64,
+    /// Errors (socket errors and non-2xx/3xx) over all rounds.
+    pub errors: u64,
+    /// Origin requests during the measured runs.
+    pub origin_requests: u64,
+    /// rps / nginx's rps.
+    pub rps_vs_nginx: Option<f64>,
+    /// requests per CPU-second / nginx's.
+    pub cpu_efficiency_vs_nginx: Option<f64>,
+    /// p99 / nginx's p99 (below 1 is better).
+    pub p99_vs_nginx: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Medians per (workload, target), in the given orders, with ratios to the
+/// nginx row of the same workload.
+pub fn summarize(
+    runs: &[RunRecord],
+    workloads: &[String],
+    targets: &[&str],
+    peak_rss: &BTreeMap<String, u64>,
+) -> Vec<SummaryRow> {
+    let mut rows = Vec::new();
+    for w in workloads {
+        let mut group = Vec::new();
+        for t in targets {
+            let rs: Vec<&RunRecord> = runs
+                .iter()
+                .filter(|r| &r.workload == w && r.target == *t)
+                .collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let m = |f: fn(&RunRecord) -> f64| median(rs.iter().map(|r| f(r)).collect());
+            group.push(SummaryRow {
+                workload: w.clone(),
+                target: t.to_string(),
+                rounds: rs.len(),
+                rps: m(|r| r.wrk.rps),
+                p50_us: m(|r| r.wrk.p50_us),
+                p99_us: m(|r| r.wrk.p99_us),
+                requests_per_cpu_sec: m(|r| r.requests_per_cpu_sec),
+                peak_rss_kib: peak_rss.get(*t).copied().unwrap_or(0),
+                errors: rs
+                    .iter()
+                    .map(|r| r.wrk.socket_errors + r.wrk.non_2xx_3xx)
+                    .sum(),
+                origin_requests: rs.iter().map(|r| r.origin_requests).sum(),
+                rps_vs_nginx: None,
+                cpu_efficiency_vs_nginx: None,
+                p99_vs_nginx: None,
+            });
+        }
+        let nginx = group.iter().find(|r| r.target == "nginx").cloned();
+        if let Some(n) = nginx {
+            let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+            for r in &mut group {
+                r.rps_vs_nginx = ratio(r.rps, n.rps);
+                r.cpu_efficiency_vs_nginx = ratio(r.requests_per_cpu_sec, n.requests_per_cpu_sec);
+                r.p99_vs_nginx = ratio(r.p99_us, n.p99_us);
+            }
+        }
+        rows.extend(group);
+    }
+    rows
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |v| format!("{v:.2}x"))
+}
+
+/// Prints the summary table.
+pub fn print(rows: &[SummaryRow]) {
+    println!(
+        "\n{:<8} {:<10} {:>10} {:>9} {:>9} {:>11} {:>9} {:>8} {:>9} {:>8}",
+        "workload",
+        "target",
+        "req/s",
+        "p50",
+        "p99",
+        "req/CPU-s",
+        "peak MiB",
+        "vs nginx",
+        "CPU eff.",
+        "p99 rel."
+    );
+    for r in rows {
+        println!(
+            "{:<8} {:<10} {:>10.0} {:>9} {:>9} {:>11.0} {:>9.1} {:>8} {:>9} {:>8}{}",
+            r.workload,
+            r.target,
+            r.rps,
+            fmt_us(r.p50_us),
+            fmt_us(r.p99_us),
+            r.requests_per_cpu_sec,
+            r.peak_rss_kib as f64 / 1024.0,
+            ratio_text(r.rps_vs_nginx),
+            ratio_text(r.cpu_efficiency_vs_nginx),
+            ratio_text(r.p99_vs_nginx),
+            if r.errors + r.origin_requests > 0 {
+                format!(
+                    "  ({} errors, {} origin requests)",
+                    r.errors, r.origin_requests
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(workload: &str, target: &str, rps: f64) -> RunRecord {
+        RunRecord {
+            round: 1,
+            workload: workload.into(),
+            target: target.into(),
+            wrk: super::super::wrk::parse(&format!(
+                "edgecache-bench: requests={} duration_us=1000000 p50_us=100 p99_us=200",
+                rps as u64
+            ))
+            .unwrap(),
+            cpu_secs: 1.0,
+            requests_per_cpu_sec: rps,
+            origin_requests: 0,
+        }
+    }
+
+    #[test]
+    fn ratios_are_to_nginx_of_the_same_workload() {
+        let runs = vec![
+            run("1k", "nginx", 100.0),
+            run("1k", "edgecache", 150.0),
+            run("1k", "edgecache", 250.0),
+            run("1k", "edgecache", 200.0),
+            run("16k", "edgecache", 10.0),
+        ];
+        let rows = summarize(
+            &runs,
+            &["1k".into(), "16k".into()],
+            &["edgecache", "nginx"],
+            &BTreeMap::new(),
+        );
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].rps, 200.0);
+        assert_eq!(rows[0].rps_vs_nginx, Some(2.0));
+        assert_eq!(rows[1].rps_vs_nginx, Some(1.0));
+        assert_eq!(rows[2].rps_vs_nginx, None);
+    }
+}

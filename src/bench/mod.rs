@@ -1,0 +1,72 @@
+//! `edgecache bench`: benchmarks anyone can rerun.
+//!
+//! - `edgecache bench partition`: fresh-hit, stale-served and error-answer
+//!   latency (p50 / p99) in one run, with a WAN link between edge and origin
+//!   cut during the run.
+//! - `edgecache bench hits`: cache-hit throughput, latency, CPU per request
+//!   and memory of edgecache next to nginx (proxy_cache) and Varnish, driven
+//!   in turns by wrk with server and load generator on different CPUs.
+//!
+//! Figures are only meaningful on a quiet machine.
+
+mod client;
+mod hits;
+mod partition;
+
+use std::path::PathBuf;
+
+pub use hits::HitsArgs;
+pub use partition::PartitionArgs;
+
+/// Flags of `edgecache bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Which benchmark to run.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Fresh-hit, stale-served and error-answer latency, in one run, with the
+    /// edge partitioned from its origin for the last two.
+    Partition(PartitionArgs),
+    /// Cache hits per second, latency, CPU per request and memory of
+    /// edgecache, nginx and Varnish side by side (wrk, several rounds).
+    Hits(HitsArgs),
+}
+
+/// Runs a benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Partition(a) => partition::run(a).await,
+        BenchCommand::Hits(a) => hits::run(a).await,
+    }
+}
+
+/// The program and leading arguments that start a node quietly (access logs
+/// and per-request warnings off: `RUST_LOG=error`) and, when `cpus` is given, pinned with taskset.
+/// `env` and `taskset` exec the node, so the child's pid is the node's.
+fn node_command(cpus: Option<&str>) -> (PathBuf, Vec<String>) {
+    let mut args = vec!["RUST_LOG=error".to_string()];
+    if let Some(cpus) = cpus {
+        args.extend(["taskset".to_string(), "-c".to_string(), cpus.to_string()]);
+    }
+    (PathBuf::from("/usr/bin/env"), args)
+}
+
+/// Warns when the nodes are unoptimised debug builds.
+fn warn_if_debug(node: &std::path::Path) {
+    if node.parent().is_some_and(|d| d.ends_with("debug")) {
+        println!(
+            "warning: {} is a debug build; build with --release for meaningful figures",
+            node.display()
+        );
+    }
+}
+
+/// [`node_command`] without CPU pinning.
+fn node_env() -> (PathBuf, Vec<String>) {
+    node_command(None)
+}
