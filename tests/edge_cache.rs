@@ -391,3 +391,24 @@ fn check_config_names_file_line_and_key() {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[tokio::test]
+async fn tiered_fill_lists_every_tier_in_cache_status() {
+    let origin = spawn_origin(None, &[]);
+    let cfg = TempDir::new("tiers");
+    let shield_cfg = cfg.write("shield.toml", "name = \"shield\"\n");
+    let shield = spawn_edge(&origin.url("http"), &["--config", shield_cfg.to_str().unwrap()]);
+    let edge_cfg = cfg.write("edge.toml", "name = \"edge\"\n");
+    let edge = spawn_edge(&shield.url("http"), &["--config", edge_cfg.to_str().unwrap()]);
+    let url = format!("{}/_gen/100?ttl=60", edge.url("http"));
+    let first = get(&url).await;
+    let cs = cache_status(&first);
+    assert!(
+        cs.starts_with("shield; fwd=uri-miss") && cs.contains(", edge; fwd=uri-miss"),
+        "both tiers, origin-nearest first: {cs}"
+    );
+    let second = get(&url).await;
+    let cs = cache_status(&second);
+    assert!(cs.starts_with("edge; hit"), "a hit lists only the tier that answered: {cs}");
+    assert_eq!(origin_requests(&origin).await, 1);
+}

@@ -33,6 +33,9 @@ pub struct CachedObject {
     pub surrogate_keys: Vec<String>,
     /// How long past freshness the store keeps it.
     pub retain_stale: Duration,
+    /// The upstream tier's Cache-Status (a shield's, in a tiered fill),
+    /// shown with ours on the response that filled this object.
+    pub upstream_status: Option<http::HeaderValue>,
 }
 
 impl CachedObject {
@@ -97,6 +100,7 @@ impl CachedObject {
             variant: self.variant.clone(),
             surrogate_keys: self.surrogate_keys.clone(),
             retain_stale: self.retain_stale,
+            upstream_status: None,
         }
     }
 }

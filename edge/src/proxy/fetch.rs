@@ -324,7 +324,7 @@ fn build_object(
     strip_qualified_fields(&mut headers, directives, &state.store_opts);
     let surrogate_keys = take_surrogate_keys(state, &mut headers);
     headers.remove(header::AGE);
-    headers.remove("cache-status");
+    let upstream_status = headers.remove("cache-status");
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let variant = match VarySpec::from_headers(&headers) {
         VarySpec::Fields(_) => VarySpec::from_headers(&headers).secondary_key(&req.headers),
@@ -344,6 +344,7 @@ fn build_object(
         variant,
         surrogate_keys,
         retain_stale,
+        upstream_status,
     }
 }
 
@@ -374,7 +375,7 @@ fn freshen(
         surrogate_keys = base.surrogate_keys.clone();
     }
     headers.remove(header::AGE);
-    headers.remove("cache-status");
+    let upstream_status = headers.remove("cache-status");
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(base.body.len()));
     let stale = stale_permissions(&directives);
     CachedObject {
@@ -389,6 +390,7 @@ fn freshen(
         variant: base.variant.clone(),
         surrogate_keys,
         retain_stale: retention(state, &req.route, &stale),
+        upstream_status,
     }
 }
 

@@ -23,7 +23,15 @@ pub fn serve_object(
     now: SystemTime,
 ) -> Response<EdgeBody> {
     let age = object.age(now).as_secs();
-    let cache_status = status.render(&state.config.name);
+    let mut cache_status = status.render(&state.config.name);
+    // A response that just came through the upstream tier lists its entry
+    // too (RFC 9211: one entry per cache, the origin-nearest first).
+    if status.stored || status.collapsed {
+        if let Some(upstream) = &object.upstream_status {
+            cache_status =
+                edgecache::http_cache::cache_status::append(Some(upstream), &cache_status);
+        }
+    }
     let finish = |headers: &mut HeaderMap| {
         headers.insert(header::AGE, HeaderValue::from(age));
         if let Ok(v) = HeaderValue::from_str(&cache_status) {

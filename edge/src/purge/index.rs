@@ -219,6 +219,7 @@ mod tests {
             variant: None,
             surrogate_keys: tags.iter().map(|t| t.to_string()).collect(),
             retain_stale: Duration::ZERO,
+            upstream_status: None,
         })
     }
 
