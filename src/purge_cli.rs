@@ -4,8 +4,14 @@
 //! It exits non-zero when the API refuses the purge or when any edge did
 //! not apply it in time (pending or unreachable), so scripts can rely on
 //! the exit status.
+//!
+//! Without `--control` (or `EDGECACHE_CONTROL`) it purges through the
+//! running lab's control plane, found like every other lab command does
+//! (`--lab`, `EDGECACHE_LAB`, or the lab's pointer file), with the lab's
+//! token unless `EDGECACHE_PURGE_TOKEN` is set.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -24,7 +30,10 @@ const MAX_ANSWER: usize = 4 << 20;
 /// Flags of `edgecache purge`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "The token comes from EDGECACHE_PURGE_TOKEN.\n\nExamples:\n  \
+    after_help = "The token comes from EDGECACHE_PURGE_TOKEN. Without --control (and \
+    EDGECACHE_CONTROL), the running lab's control address is used, with the lab's \
+    token unless EDGECACHE_PURGE_TOKEN is set.\n\nExamples:\n  \
+    edgecache purge --url http://cdn.edgecache.test/index.html   # the running lab\n  \
     edgecache purge --control 127.0.0.10:9000 --url http://cdn.example/a.css\n  \
     edgecache purge --prefix http://cdn.example/img/ --soft --wait 5000\n  \
     edgecache purge --tag product-42 --dry-run\n  \
@@ -52,9 +61,14 @@ pub struct PurgeArgs {
     /// How long the API waits for the edges, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub wait: Option<u64>,
-    /// The origin's control listener, `HOST:PORT` or `http://HOST:PORT`.
+    /// The origin's control listener, `HOST:PORT` or `http://HOST:PORT`
+    /// (default: the running lab's).
     #[arg(long, env = "EDGECACHE_CONTROL", value_name = "ADDR")]
     pub control: Option<String>,
+    /// The lab whose control plane to use when no --control is given
+    /// (default: the lab the pointer file in the temp dir names).
+    #[arg(long, value_name = "LAB_JSON", env = crate::lab::state::LAB_ENV)]
+    pub lab: Option<PathBuf>,
     /// Print the API's raw JSON answer instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -98,20 +112,10 @@ impl PurgeArgs {
 /// the raw answer), and fails unless every edge applied it.
 pub async fn run(args: PurgeArgs) -> anyhow::Result<()> {
     let body = args.body()?;
-    let control = args.control.clone().ok_or_else(|| {
-        anyhow!("no control address: pass --control ADDR or set EDGECACHE_CONTROL")
-    })?;
-    let token = std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| anyhow!("no token: set {TOKEN_ENV} to the control API's bearer token"))?;
-    let authority = control
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let (authority, token) = target(&args)?;
     // The API waits up to wait_ms for the edges; allow for that and more.
     let timeout = Duration::from_millis(args.wait.unwrap_or(10_000)) + Duration::from_secs(30);
-    let (status, text) = tokio::time::timeout(timeout, post(&authority, &token, &body))
+    let (status, text) = tokio::time::timeout(timeout, post_purge(&authority, &token, &body))
         .await
         .map_err(|_| anyhow!("no answer from the control API at {authority} in {timeout:?}"))??;
     if !status.is_success() {
@@ -146,8 +150,40 @@ pub async fn run(args: PurgeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// POSTs `body` to `http://AUTHORITY/_purge`; returns the status and body.
-async fn post(authority: &str, token: &str, body: &Value) -> anyhow::Result<(StatusCode, String)> {
+/// The control API's authority (`HOST:PORT`) and the bearer token: from
+/// `--control` (or `EDGECACHE_CONTROL`) and `EDGECACHE_PURGE_TOKEN`, else
+/// from the running lab (its token unless `EDGECACHE_PURGE_TOKEN` is set).
+fn target(args: &PurgeArgs) -> anyhow::Result<(String, String)> {
+    let env_token = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    if let Some(control) = &args.control {
+        let token = env_token.ok_or_else(|| {
+            anyhow!("no token: set {TOKEN_ENV} to the control API's bearer token")
+        })?;
+        let authority = control
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        return Ok((authority, token));
+    }
+    let lab = crate::lab::find_lab(args.lab.as_deref()).map_err(|e| {
+        anyhow!(
+            "no control address: pass --control ADDR or set EDGECACHE_CONTROL, or start \
+             the lab (`edgecache lab`) to purge through it\n  (looking for a lab: {e:#})"
+        )
+    })?;
+    let (addr, lab_token) = lab.purge_access()?;
+    Ok((addr.to_string(), env_token.unwrap_or(lab_token)))
+}
+
+/// POSTs `body` to `http://AUTHORITY/_purge` with the bearer `token`, on a
+/// new connection; returns the status and body.
+pub async fn post_purge(
+    authority: &str,
+    token: &str,
+    body: &Value,
+) -> anyhow::Result<(StatusCode, String)> {
     let stream = tokio::net::TcpStream::connect(authority)
         .await
         .with_context(|| format!("cannot connect to the control API at {authority}"))?;
@@ -263,6 +299,7 @@ mod tests {
             dry_run: false,
             wait: None,
             control: None,
+            lab: None,
             json: false,
         }
     }
@@ -287,6 +324,36 @@ mod tests {
             a.body().unwrap(),
             json!({"urls": ["http://h/a", "http://h/b"], "soft": false, "dry_run": true})
         );
+    }
+
+    #[test]
+    fn control_from_the_flag_or_the_lab() {
+        let dir = std::env::temp_dir().join(format!("edgecache-purge-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.json");
+        let mut a = args();
+        a.lab = Some(missing);
+        let err = target(&a).unwrap_err().to_string();
+        assert!(err.contains("no control address"), "{err}");
+
+        let path = dir.join("lab.json");
+        crate::lab::state::tests::sample(&dir, Some("lab-token"))
+            .write(&path)
+            .unwrap();
+        a.lab = Some(path);
+        let (authority, token) = target(&a).unwrap();
+        assert_eq!(authority, "127.0.0.11:3");
+        // EDGECACHE_PURGE_TOKEN, when set, overrides the lab's token.
+        let env = std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        assert_eq!(token, env.unwrap_or_else(|| "lab-token".into()));
+
+        a.control = Some("http://127.0.0.9:7/".into());
+        if std::env::var_os(TOKEN_ENV).is_none() {
+            assert!(target(&a).unwrap_err().to_string().contains("no token"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

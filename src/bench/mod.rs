@@ -6,17 +6,22 @@
 //! - `edgecache bench hits`: cache-hit throughput, latency, CPU per request
 //!   and memory of edgecache next to nginx (proxy_cache) and Varnish, driven
 //!   in turns by wrk with server and load generator on different CPUs.
+//! - `edgecache bench purge`: purge propagation, from the purge request to
+//!   every edge applying it (p50 / p99), optionally over WAN-delayed
+//!   control links.
 //!
 //! Figures are only meaningful on a quiet machine.
 
 mod client;
 mod hits;
 mod partition;
+mod purge;
 
 use std::path::PathBuf;
 
 pub use hits::HitsArgs;
 pub use partition::PartitionArgs;
+pub use purge::PurgeBenchArgs;
 
 /// Flags of `edgecache bench`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +40,9 @@ pub enum BenchCommand {
     /// Cache hits per second, latency, CPU per request and memory of
     /// edgecache, nginx and Varnish side by side (wrk, several rounds).
     Hits(HitsArgs),
+    /// Purge propagation: from the purge request to every edge applying it,
+    /// p50 / p99 over many purges.
+    Purge(PurgeBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -42,6 +50,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Partition(a) => partition::run(a).await,
         BenchCommand::Hits(a) => hits::run(a).await,
+        BenchCommand::Purge(a) => purge::run(a).await,
     }
 }
 

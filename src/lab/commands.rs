@@ -55,6 +55,9 @@ pub async fn run(action: LabAction) -> anyhow::Result<()> {
                     println!("\nlinks not up:\n{faults}");
                 }
                 println!("steering DNS {}  control {}", live.dns, live.control);
+                if let Some(purge) = live.purge_control {
+                    println!("purge control {purge} (token in lab.json)");
+                }
             }
         }
     }

@@ -21,7 +21,7 @@ mod table;
 use std::path::PathBuf;
 
 pub use process::{NodeProcess, sibling_binary};
-pub use state::{LabFile, find_lab};
+pub use state::{LabFile, find_lab, random_token};
 
 /// Flags of `edgecache lab`.
 #[derive(Debug, clap::Args)]
@@ -72,6 +72,11 @@ pub struct StartArgs {
     /// Port of the lab's control API (0: ephemeral).
     #[arg(long, default_value_t = 0)]
     pub control_port: u16,
+    /// Port of the origin's purge control listener (the purge API and the
+    /// edges' purge stream), on its own loopback address (0: ephemeral;
+    /// `edgecache purge` finds it in `lab.json`).
+    #[arg(long, default_value_t = 0)]
+    pub purge_port: u16,
     /// Scratch directory for the sample site, edge configs and `lab.json`
     /// (default: a new directory under the system temp dir, removed at
     /// exit).

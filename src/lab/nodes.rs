@@ -42,19 +42,23 @@ impl Spawner {
         })
     }
 
-    /// Starts `program args` on the spawner thread and waits for its
-    /// `listening` lines.
+    /// Starts `program args` (with the extra environment `envs`) on the
+    /// spawner thread and waits for its `listening` lines.
     pub async fn spawn(
         &self,
         name: &str,
         program: &Path,
         args: &[String],
+        envs: &[(String, String)],
         expect: &'static [&'static str],
     ) -> anyhow::Result<NodeProcess> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (name, program, args) = (name.to_string(), program.to_path_buf(), args.to_vec());
+        let envs = envs.to_vec();
         let job: Job = Box::new(move || {
-            let _ = tx.send(NodeProcess::spawn(&name, &program, &args, expect));
+            let _ = tx.send(NodeProcess::spawn_with_env(
+                &name, &program, &args, &envs, expect,
+            ));
         });
         self.jobs
             .as_ref()
@@ -106,12 +110,16 @@ pub struct Node {
     /// Arguments of the next start: after the first start, with the bound
     /// addresses, so a restarted node comes back where its links point.
     pub args: Vec<String>,
+    /// Extra environment of every start (the origin's purge token).
+    pub envs: Vec<(String, String)>,
     /// The process, while one runs.
     pub process: Option<NodeProcess>,
     /// Public listener.
     pub http: SocketAddr,
     /// Admin listener (edges).
     pub admin: Option<SocketAddr>,
+    /// Purge control listener (the origin).
+    pub control: Option<SocketAddr>,
     /// Whether it runs.
     pub state: NodeState,
 }
@@ -119,7 +127,7 @@ pub struct Node {
 /// The listeners each kind of node reports.
 fn expected(role: Role) -> &'static [&'static str] {
     match role {
-        Role::Origin => &["http"],
+        Role::Origin => &["http", "control"],
         Role::Shield | Role::Edge => &["http", "admin"],
     }
 }
@@ -131,24 +139,31 @@ impl Node {
         plan: NodePlan,
         program: PathBuf,
         args: Vec<String>,
+        envs: Vec<(String, String)>,
     ) -> anyhow::Result<Node> {
         let process = spawner
-            .spawn(&plan.name, &program, &args, expected(plan.role))
+            .spawn(&plan.name, &program, &args, &envs, expected(plan.role))
             .await?;
         let http = process.addr("http").context("no http listener")?;
         let admin = process.addr("admin");
+        let control = process.addr("control");
         let mut args = args;
         pin_address(&mut args, "--listen", http);
         if let Some(admin) = admin {
             pin_address(&mut args, "--admin-listen", admin);
         }
+        if let Some(control) = control {
+            pin_address(&mut args, "--control-listen", control);
+        }
         Ok(Node {
             plan,
             program,
             args,
+            envs,
             process: Some(process),
             http,
             admin,
+            control,
             state: NodeState::Running,
         })
     }
@@ -185,6 +200,7 @@ impl Node {
                 &self.plan.name,
                 &self.program,
                 &self.args,
+                &self.envs,
                 expected(self.plan.role),
             )
             .await?;
@@ -234,25 +250,53 @@ fn pin_address(args: &mut [String], flag: &str, addr: SocketAddr) {
     }
 }
 
-/// Arguments of the origin.
-pub fn origin_args(site: &Path, listen: SocketAddr) -> Vec<String> {
+/// Arguments of the origin: its site, its content listener, and its purge
+/// control listener with the purge log (the token goes in the environment,
+/// never on the command line).
+pub fn origin_args(
+    site: &Path,
+    listen: SocketAddr,
+    control: SocketAddr,
+    purge_log: &Path,
+) -> Vec<String> {
     vec![
         "--root".into(),
         site.display().to_string(),
         "--listen".into(),
         listen.to_string(),
+        "--control-listen".into(),
+        control.to_string(),
+        "--purge-log".into(),
+        purge_log.display().to_string(),
     ]
 }
 
-/// Arguments of an edge.
-pub fn edge_args(config: &Path, listen: SocketAddr, admin: SocketAddr) -> Vec<String> {
+/// Where an edge listens and how it joins the purge control plane.
+pub struct EdgeAddrs {
+    /// Public listener.
+    pub listen: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    /// The origin's purge control listener.
+    pub control: SocketAddr,
+}
+
+/// Arguments of an edge: its config, listeners, and its identity on the
+/// purge control plane (the node name and its region).
+pub fn edge_args(config: &Path, addrs: &EdgeAddrs, id: &str, region: &str) -> Vec<String> {
     vec![
         "--config".into(),
         config.display().to_string(),
         "--listen".into(),
-        listen.to_string(),
+        addrs.listen.to_string(),
         "--admin-listen".into(),
-        admin.to_string(),
+        addrs.admin.to_string(),
+        "--control".into(),
+        addrs.control.to_string(),
+        "--id".into(),
+        id.to_string(),
+        "--region".into(),
+        region.to_string(),
     ]
 }
 
@@ -333,11 +377,23 @@ mod tests {
 
     #[test]
     fn pins_addresses() {
-        let mut args = edge_args(Path::new("c.toml"), a(0), a(0));
+        let addrs = EdgeAddrs {
+            listen: a(0),
+            admin: a(0),
+            control: a(7000),
+        };
+        let mut args = edge_args(Path::new("c.toml"), &addrs, "edge-x-1", "x");
         pin_address(&mut args, "--listen", a(8080));
         pin_address(&mut args, "--admin-listen", a(9080));
         assert_eq!(args[3], "127.0.0.9:8080");
         assert_eq!(args[5], "127.0.0.9:9080");
+        assert_eq!(
+            args[7..],
+            ["127.0.0.9:7000", "--id", "edge-x-1", "--region", "x"]
+        );
+        let mut args = origin_args(Path::new("site"), a(0), a(0), Path::new("p.log"));
+        pin_address(&mut args, "--control-listen", a(7000));
+        assert_eq!(args[5], "127.0.0.9:7000");
     }
 
     fn a(port: u16) -> SocketAddr {

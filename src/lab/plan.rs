@@ -3,7 +3,7 @@
 //!
 //! Inside the topology's `subnet` 127.N.0.0/16:
 //! - 127.N.0.2 the control API, 127.N.0.53 the steering DNS, 127.N.0.10 the
-//!   origin;
+//!   origin, 127.N.0.11 the origin's purge control listener;
 //! - 127.N.(100+r).(10+e): edge `e` of region `r`;
 //! - 127.N.(150+r).k: the links used from region `r` (its edges' hops to
 //!   the shield and the origin, then its clients' hops to every edge).
@@ -88,6 +88,9 @@ pub struct LabPlan {
     pub control_ip: Ipv4Addr,
     /// Steering DNS address.
     pub dns_ip: Ipv4Addr,
+    /// Address of the origin's purge control listener (the purge API and
+    /// the edges' purge stream).
+    pub purge_control_ip: Ipv4Addr,
     /// Nodes in start order: the origin, the shields, the other edges.
     pub nodes: Vec<NodePlan>,
     /// Links.
@@ -196,6 +199,7 @@ impl LabPlan {
         Ok(LabPlan {
             control_ip: ip(0, 2)?,
             dns_ip: ip(0, 53)?,
+            purge_control_ip: ip(0, 11)?,
             nodes,
             links,
         })
@@ -243,6 +247,7 @@ mod tests {
         assert_eq!(far.one_way_delay(), Duration::from_millis(60));
         let mut ips: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.ip).collect();
         ips.extend(plan.links.iter().map(|l| l.ip));
+        ips.extend([plan.control_ip, plan.dns_ip, plan.purge_control_ip]);
         let count = ips.len();
         ips.sort();
         ips.dedup();

@@ -29,6 +29,20 @@ impl NodeProcess {
         args: &[String],
         expect: &[&str],
     ) -> anyhow::Result<NodeProcess> {
+        NodeProcess::spawn_with_env(name, program, args, &[], expect)
+    }
+
+    /// Like [`NodeProcess::spawn`], with extra environment variables for the
+    /// child (they override the inherited ones, `RUST_LOG` included). Use
+    /// this for secrets such as the purge token, which must not appear on
+    /// the command line.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        expect: &[&str],
+    ) -> anyhow::Result<NodeProcess> {
         let mut command = Command::new(program);
         command
             .args(args)
@@ -38,6 +52,7 @@ impl NodeProcess {
             // Node logs share the lab's terminal: warnings only by default.
             command.env("RUST_LOG", "warn");
         }
+        command.envs(envs.iter().map(|(k, v)| (k, v)));
         die_with_parent(&mut command);
         let mut child = command
             .spawn()

@@ -13,11 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 
 use super::StartArgs;
-use super::nodes::{Node, Spawner, edge_args, edge_config, origin_args};
+use super::nodes::{EdgeAddrs, Node, Spawner, edge_args, edge_config, origin_args};
 use super::plan::{LabPlan, LinkPlan, NodePlan, Role, on};
 use super::shared::LabShared;
-use super::state::{remove_pointer, write_pointer};
+use super::state::{random_token, remove_pointer, write_pointer};
 use super::{control, process::sibling_binary, sample_site, table};
+use crate::purge_cli::TOKEN_ENV;
 use crate::steering::{EdgeTarget, SteeringServer};
 use crate::topology::Topology;
 use crate::wan::{Link, LinkConfig, LinkHandle, Mode};
@@ -36,7 +37,12 @@ struct Started {
 
 impl Started {
     fn stop(&mut self) {
-        for node in &mut self.nodes {
+        // Edges first, so none logs its purge control link dropping.
+        for node in self
+            .nodes
+            .iter_mut()
+            .filter(|n| n.plan.role != Role::Origin)
+        {
             node.terminate();
         }
         for node in self.nodes.iter_mut().rev() {
@@ -119,6 +125,7 @@ pub async fn run(args: &StartArgs) -> anyhow::Result<()> {
     let bins = Binaries {
         origin: origin_bin,
         edge: edge_bin,
+        purge_token: random_token()?,
     };
     let result = start_nodes(
         args,
@@ -172,6 +179,14 @@ pub async fn run(args: &StartArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    let purge_control = match started.nodes.iter().find_map(|n| n.control) {
+        Some(addr) => addr,
+        None => {
+            started.stop();
+            steering.shutdown().await;
+            bail!("the origin reported no purge control listener");
+        }
+    };
     let lab = Arc::new(LabShared {
         topology,
         nodes: Mutex::new(std::mem::take(&mut started.nodes)),
@@ -180,6 +195,8 @@ pub async fn run(args: &StartArgs) -> anyhow::Result<()> {
         spawner,
         control: control_listener.local_addr()?,
         dns: steering.addr(),
+        purge_control,
+        purge_token: bins.purge_token.clone(),
         scratch: scratch.clone(),
         lab_json: scratch.join("lab.json"),
     });
@@ -200,9 +217,11 @@ pub async fn run(args: &StartArgs) -> anyhow::Result<()> {
     outcome
 }
 
+/// The node binaries, and the purge token the lab generated for this run.
 struct Binaries {
     origin: PathBuf,
     edge: PathBuf,
+    purge_token: String,
 }
 
 /// Starts the origin, the shields, the other edges and the links, tier by
@@ -227,9 +246,27 @@ async fn start_nodes(
         let tier: Vec<&NodePlan> = plan.nodes.iter().filter(|n| n.role == role).collect();
         for node in &tier {
             let started_node = if role == Role::Origin {
-                let args = origin_args(&scratch.join("site"), on(node.ip, args.port));
-                Node::start(spawner, (*node).clone(), bins.origin.clone(), args).await?
+                let node_args = origin_args(
+                    &scratch.join("site"),
+                    on(node.ip, args.port),
+                    on(plan.purge_control_ip, args.purge_port),
+                    &scratch.join("purge.log"),
+                );
+                let envs = vec![(TOKEN_ENV.to_string(), bins.purge_token.clone())];
+                Node::start(
+                    spawner,
+                    (*node).clone(),
+                    bins.origin.clone(),
+                    node_args,
+                    envs,
+                )
+                .await?
             } else {
+                let control = started
+                    .nodes
+                    .iter()
+                    .find_map(|n| n.control)
+                    .context("the origin reported no purge control listener")?;
                 let primary_link = node
                     .upstream_link
                     .as_deref()
@@ -242,12 +279,20 @@ async fn start_nodes(
                 let config = scratch.join("edges").join(format!("{}.toml", node.name));
                 std::fs::write(&config, edge_config(&node.name, primary, backup, max_rtt))
                     .with_context(|| format!("writing {}", config.display()))?;
-                let node_args = edge_args(
-                    &config,
-                    on(node.ip, args.port),
-                    on(node.ip, args.admin_port),
-                );
-                Node::start(spawner, (*node).clone(), bins.edge.clone(), node_args).await?
+                let addrs = EdgeAddrs {
+                    listen: on(node.ip, args.port),
+                    admin: on(node.ip, args.admin_port),
+                    control,
+                };
+                let node_args = edge_args(&config, &addrs, &node.name, &node.region);
+                Node::start(
+                    spawner,
+                    (*node).clone(),
+                    bins.edge.clone(),
+                    node_args,
+                    Vec::new(),
+                )
+                .await?
             };
             started.nodes.push(started_node);
         }
@@ -256,7 +301,9 @@ async fn start_nodes(
     wait_ready(&started.nodes).await
 }
 
-/// Waits until the origin answers `/_stats` and every edge `/_edge/ready`.
+/// Waits until the origin answers `/_stats`, every edge `/_edge/ready`,
+/// and every edge has joined the origin's purge control plane (so that a
+/// purge issued as soon as the lab is up reaches every edge).
 async fn wait_ready(nodes: &[Node]) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     for node in nodes {
@@ -281,7 +328,37 @@ async fn wait_ready(nodes: &[Node]) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    let edges = nodes.iter().filter(|n| n.plan.role != Role::Origin).count();
+    for control in nodes.iter().filter_map(|n| n.control) {
+        loop {
+            let connected = edges_connected(control).await;
+            if connected >= edges as u64 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "only {connected} of {edges} edges joined the purge control plane \
+                     within {READY_TIMEOUT:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     Ok(())
+}
+
+/// How many edges the purge control listener at `control` reports
+/// connected (0 when it does not answer).
+async fn edges_connected(control: SocketAddr) -> u64 {
+    match super::http::get(control, "/_control/health", Duration::from_secs(1)).await {
+        Ok((status, body)) if status.is_success() => {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["edges_connected"].as_u64())
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
 }
 
 /// Writes `lab.json` and the pointer, prints the tables, then waits for the
@@ -319,6 +396,7 @@ async fn announce_and_wait(
     );
     println!("{}", table::commands(&snapshot));
     println!("listening control {}", lab.control);
+    println!("listening purge-control {}", lab.purge_control);
     println!("listening dns {}", lab.dns);
     use std::io::Write;
     let _ = std::io::stdout().flush();

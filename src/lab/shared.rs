@@ -46,6 +46,10 @@ pub struct LabShared {
     pub control: SocketAddr,
     /// The steering DNS's address.
     pub dns: SocketAddr,
+    /// The origin's purge control listener.
+    pub purge_control: SocketAddr,
+    /// The purge API's bearer token.
+    pub purge_token: String,
     /// The scratch directory.
     pub scratch: PathBuf,
     /// Where `lab.json` is.
@@ -88,6 +92,8 @@ impl LabShared {
             dns: self.dns,
             cdn_name: self.topology.cdn_name.clone(),
             scratch: self.scratch.clone(),
+            purge_control: Some(self.purge_control),
+            purge_token: Some(self.purge_token.clone()),
             topology: (*self.topology).clone(),
             nodes: out,
             links: self.links.iter().map(|(p, h)| link_info(p, h)).collect(),
@@ -200,11 +206,12 @@ impl LabShared {
         )))
     }
 
-    /// Stops every node (SIGTERM to all, then SIGKILL after `grace`) and
-    /// every link.
+    /// Stops every node (SIGTERM to the edges, then to the origin once they
+    /// are gone; SIGKILL after `grace`) and every link.
     pub async fn stop_all(&self, grace: Duration) {
         let mut nodes = self.nodes.lock().await;
-        for node in nodes.iter_mut() {
+        // Edges first, so none logs its purge control link dropping.
+        for node in nodes.iter_mut().filter(|n| n.plan.role != Role::Origin) {
             node.terminate();
         }
         for node in nodes.iter_mut().rev() {

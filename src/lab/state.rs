@@ -86,6 +86,15 @@ pub struct LabFile {
     pub cdn_name: String,
     /// The scratch directory.
     pub scratch: PathBuf,
+    /// The origin's purge control listener (`edgecache purge --control`,
+    /// and every edge's `--control`); absent in labs from before the purge
+    /// control plane.
+    #[serde(default)]
+    pub purge_control: Option<SocketAddr>,
+    /// The purge API's bearer token, generated at each lab start (this is
+    /// why `lab.json` is only readable by its owner).
+    #[serde(default)]
+    pub purge_token: Option<String>,
     /// The topology the lab runs.
     pub topology: Topology,
     /// Every node.
@@ -107,13 +116,39 @@ impl LabFile {
         Ok(file)
     }
 
-    /// Writes it atomically (temp file, then rename).
+    /// Writes it atomically (temp file, then rename), readable by its
+    /// owner only: it holds the purge token.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
+        let _ = std::fs::remove_file(&tmp);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options
+            .open(&tmp)
             .with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(serde_json::to_string_pretty(self)?.as_bytes())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        drop(file);
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
+    }
+
+    /// The purge control address and token of this lab, or why there are
+    /// none.
+    pub fn purge_access(&self) -> anyhow::Result<(SocketAddr, String)> {
+        match (self.purge_control, &self.purge_token) {
+            (Some(addr), Some(token)) if !token.is_empty() => Ok((addr, token.clone())),
+            _ => bail!(
+                "the lab of pid {} runs no purge control plane (restart it with a \
+                 newer edgecache)",
+                self.pid
+            ),
+        }
     }
 
     /// The node called `name`.
@@ -188,6 +223,20 @@ pub fn process_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// A fresh random bearer token for the lab's purge API: a UUID v4 built
+/// from 16 bytes of the kernel's random source.
+pub fn random_token() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the purge token")?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
+}
+
 /// Finds the running lab: `explicit` (a `lab.json` from `--lab` or
 /// `EDGECACHE_LAB`), else the pointer file.
 pub fn find_lab(explicit: Option<&Path>) -> anyhow::Result<LabFile> {
@@ -223,4 +272,58 @@ pub fn find_lab(explicit: Option<&Path>) -> anyhow::Result<LabFile> {
         );
     }
     Ok(lab)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A lab description of this (live) process, in a fresh directory.
+    pub(crate) fn sample(dir: &Path, token: Option<&str>) -> LabFile {
+        LabFile {
+            pid: std::process::id(),
+            control: "127.0.0.2:1".parse().unwrap(),
+            dns: "127.0.0.53:2".parse().unwrap(),
+            cdn_name: "cdn.edgecache.test".into(),
+            scratch: dir.to_path_buf(),
+            purge_control: token.map(|_| "127.0.0.11:3".parse().unwrap()),
+            purge_token: token.map(str::to_string),
+            topology: Topology::builtin(),
+            nodes: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tokens_are_random_uuids() {
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 4);
+    }
+
+    #[test]
+    fn lab_json_keeps_the_purge_access_private() {
+        let dir = std::env::temp_dir().join(format!("edgecache-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lab.json");
+        sample(&dir, Some("secret")).write(&path).unwrap();
+        sample(&dir, Some("secret")).write(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{mode:o}");
+        }
+        let lab = find_lab(Some(&path)).unwrap();
+        let (addr, token) = lab.purge_access().unwrap();
+        assert_eq!((addr.port(), token.as_str()), (3, "secret"));
+        // A lab.json from before the purge control plane still reads.
+        let mut old: serde_json::Value = serde_json::to_value(sample(&dir, None)).unwrap();
+        old.as_object_mut().unwrap().remove("purge_token");
+        old.as_object_mut().unwrap().remove("purge_control");
+        std::fs::write(&path, old.to_string()).unwrap();
+        let err = LabFile::read(&path).unwrap().purge_access().unwrap_err();
+        assert!(err.to_string().contains("no purge control"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -82,6 +82,12 @@ pub fn commands(lab: &LabFile) -> String {
     let name = &lab.cdn_name;
     let _ = writeln!(out, "Steering DNS for {name}: {} (UDP and TCP)", lab.dns);
     let _ = writeln!(out, "Control API: http://{}/status", lab.control);
+    if let Some(purge) = lab.purge_control {
+        let _ = writeln!(
+            out,
+            "Purge API: http://{purge}/_purge (bearer token: purge_token in lab.json)"
+        );
+    }
     let _ = writeln!(out, "\nTry:");
     if let Some(region) = lab.topology.regions.get(1).or(lab.topology.regions.first()) {
         let client = region.clients.nth(100).unwrap_or(region.clients.base());
@@ -126,6 +132,10 @@ pub fn commands(lab: &LabFile) -> String {
         .region(region)
         .and_then(|r| r.edges.first())
         .map_or("EDGE", String::as_str);
+    let _ = writeln!(
+        out,
+        "  edgecache purge --url http://{name}/index.html   # every edge drops it; then a miss"
+    );
     let _ = writeln!(out, "  edgecache probe --all-regions --all-edges");
     let _ = writeln!(
         out,
