@@ -34,6 +34,11 @@ status=0
 for target in "${TARGETS[@]}"; do
     echo "fuzz.sh: ${target} for ${SECONDS_PER_TARGET}s" >&2
     mkdir -p "fuzz/corpus/${target}"
+    if ! cargo +nightly fuzz build "${target}"; then
+        echo "fuzz.sh: ${target} does not build; nothing was fuzzed for it." >&2
+        status=2
+        continue
+    fi
     if ! cargo +nightly fuzz run "${target}" "fuzz/corpus/${target}" -- \
         -max_total_time="${SECONDS_PER_TARGET}" -max_len=65536 -rss_limit_mb=2048; then
         echo "fuzz.sh: ${target} found a failure; see fuzz/artifacts/${target}/" >&2

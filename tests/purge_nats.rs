@@ -24,7 +24,11 @@ use support::*;
 fn nats_bin() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/bin".into(), "/usr/bin".into()])
+        .chain([
+            "/usr/sbin".into(),
+            "/usr/local/bin".into(),
+            "/usr/bin".into(),
+        ])
         .map(|dir| dir.join("nats-server"))
         .find(|p| p.is_file())
 }
@@ -83,7 +87,10 @@ impl NatsServer {
         let child = cmd.spawn().expect("spawn nats-server");
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server on {addr} did not start");
+            assert!(
+                Instant::now() < deadline,
+                "nats-server on {addr} did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         NatsServer {
@@ -300,7 +307,10 @@ async fn nats_publish_retried_after_a_timeout_is_applied_once() {
                 .send()
                 .await
                 .expect("POST /_purge");
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;

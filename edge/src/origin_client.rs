@@ -153,7 +153,13 @@ impl OriginClient {
     /// Reads a body up to `limit` bytes, each chunk within the body timeout.
     pub async fn read_body(&self, mut body: Incoming, limit: usize) -> BodyRead {
         let chunk_timeout = self.settings.body_timeout.0;
-        let mut buf = BytesMut::new();
+        // Stored bodies live long: size the buffer from Content-Length so
+        // the store does not keep the slack of a doubling buffer.
+        let declared = http_body::Body::size_hint(&body).exact();
+        let mut buf = match declared {
+            Some(len) if len as usize <= limit => BytesMut::with_capacity(len as usize),
+            _ => BytesMut::new(),
+        };
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut total = 0usize;
         loop {
@@ -187,6 +193,10 @@ impl OriginClient {
                 return BodyRead::TooLarge(chunks, body);
             }
             buf.extend_from_slice(&data);
+        }
+        if buf.capacity() > buf.len() + buf.len() / 16 + 64 {
+            // Unknown length: copy once into an exact-size buffer.
+            return BodyRead::Complete(Bytes::copy_from_slice(&buf));
         }
         BodyRead::Complete(buf.freeze())
     }

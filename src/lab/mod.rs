@@ -9,6 +9,7 @@
 mod commands;
 pub mod control;
 pub mod http;
+mod nats;
 pub mod nodes;
 pub mod plan;
 mod process;
@@ -89,6 +90,10 @@ pub struct StartArgs {
     /// (for tests running beside a developer's lab).
     #[arg(long)]
     pub no_pointer: bool,
+    /// The purge log: the origin's built-in file, or a local nats-server
+    /// with JetStream (data in the scratch directory).
+    #[arg(long, value_enum, default_value_t = crate::purge::nats::PurgeBackend::Builtin)]
+    pub purge_bus: crate::purge::nats::PurgeBackend,
 }
 
 /// Which running lab a command talks to.

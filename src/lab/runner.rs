@@ -122,10 +122,20 @@ pub async fn run(args: &StartArgs) -> anyhow::Result<()> {
         nodes: Vec::new(),
         links: Vec::new(),
     };
+    // Lives until the lab stops (after the nodes).
+    let nats = match args.purge_bus {
+        crate::purge::nats::PurgeBackend::Nats => {
+            let [a, b, c, d] = plan.purge_control_ip.octets();
+            let ip = std::net::Ipv4Addr::new(a, b, c, d.wrapping_add(1));
+            Some(super::nats::LabNats::start(ip, &scratch)?)
+        }
+        crate::purge::nats::PurgeBackend::Builtin => None,
+    };
     let bins = Binaries {
         origin: origin_bin,
         edge: edge_bin,
         purge_token: random_token()?,
+        purge_bus_args: nats.as_ref().map(|n| n.node_args()).unwrap_or_default(),
     };
     let result = start_nodes(
         args,
@@ -222,6 +232,8 @@ struct Binaries {
     origin: PathBuf,
     edge: PathBuf,
     purge_token: String,
+    /// Extra flags of every node for the purge bus (`--purge-bus nats`).
+    purge_bus_args: Vec<String>,
 }
 
 /// Starts the origin, the shields, the other edges and the links, tier by
@@ -246,12 +258,13 @@ async fn start_nodes(
         let tier: Vec<&NodePlan> = plan.nodes.iter().filter(|n| n.role == role).collect();
         for node in &tier {
             let started_node = if role == Role::Origin {
-                let node_args = origin_args(
+                let mut node_args = origin_args(
                     &scratch.join("site"),
                     on(node.ip, args.port),
                     on(plan.purge_control_ip, args.purge_port),
                     &scratch.join("purge.log"),
                 );
+                node_args.extend(bins.purge_bus_args.iter().cloned());
                 let envs = vec![(TOKEN_ENV.to_string(), bins.purge_token.clone())];
                 Node::start(
                     spawner,
@@ -284,7 +297,8 @@ async fn start_nodes(
                     admin: on(node.ip, args.admin_port),
                     control,
                 };
-                let node_args = edge_args(&config, &addrs, &node.name, &node.region);
+                let mut node_args = edge_args(&config, &addrs, &node.name, &node.region);
+                node_args.extend(bins.purge_bus_args.iter().cloned());
                 Node::start(
                     spawner,
                     (*node).clone(),

@@ -66,7 +66,7 @@ async fn limits_answer_431_414_413() {
 }
 
 #[tokio::test]
-async fn slowloris_is_disconnected_after_the_header_read_timeout() {
+async fn slowloris_and_idle_connections_are_disconnected_after_the_header_read_timeout() {
     let origin = spawn_origin(None, &[]);
     let (edge, _dir) = spawn_edge_config(&format!(
         "origin = \"{}\"\n[limits]\nheader_read_timeout = \"1s\"\n",
@@ -82,6 +82,50 @@ async fn slowloris_is_disconnected_after_the_header_read_timeout() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "not disconnected: {took:?}");
     assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // An idle keep-alive connection is closed by the same timeout.
+    let started = Instant::now();
+    let answer = raw_exchange(
+        edge.addr("http"),
+        b"GET /_gen/10 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        Duration::from_secs(15),
+    );
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        took < Duration::from_secs(8),
+        "idle connection kept: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_above_the_cap_wait_for_a_free_slot() {
+    let origin = spawn_origin(None, &[]);
+    let (edge, _dir) = spawn_edge_config(&format!(
+        "origin = \"{}\"\n[limits]\nmax_connections = 1\n",
+        origin.url("http")
+    ));
+    let addr = edge.addr("http");
+    // The first connection takes the only slot and sits idle.
+    let first = TcpStream::connect(addr).expect("connect");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut second = TcpStream::connect(addr).expect("connect (kernel backlog)");
+    second
+        .write_all(b"GET /_gen/10 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    second
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    assert!(
+        second.read(&mut buf).is_err(),
+        "the second connection is not served while the first holds the slot"
+    );
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let n = second.read(&mut buf).expect("served once the slot is free");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
 }
 
 #[tokio::test]

@@ -67,30 +67,34 @@ pub async fn handle(
         path = %req.uri().path(),
     );
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // The access line needs the method and path after the request is
+    // consumed; copy them only when the line will be written.
+    let access = tracing::enabled!(target: "access", tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
     let mut resp = process(&state, req, client, id.clone())
         .instrument(span.clone())
         .await;
     resp.headers_mut().insert("x-request-id", id);
-    let _enter = span.enter();
     let cache_status = resp
         .headers()
         .get("cache-status")
         .and_then(|v| v.to_str().ok());
     crate::metrics::request_done(resp.status().as_u16(), cache_status, started.elapsed());
-    let request_id = resp.headers().get("x-request-id");
-    tracing::info!(
-        target: "access",
-        request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
-        %method,
-        %path,
-        status = resp.status().as_u16(),
-        cache_status = cache_status.unwrap_or("-"),
-        bytes = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
-        duration_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    if let Some((method, path)) = access {
+        let _enter = span.enter();
+        let request_id = resp.headers().get("x-request-id");
+        tracing::info!(
+            target: "access",
+            request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
+            %method,
+            %path,
+            status = resp.status().as_u16(),
+            cache_status = cache_status.unwrap_or("-"),
+            bytes = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
+            duration_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
     resp
 }
 

@@ -75,7 +75,11 @@ async fn follow(
         let result = match event {
             SourceEvent::Contact { head_seq } => {
                 if !link.is_connected() {
-                    tracing::info!(head_seq, applied = link.last_applied(), "joined the purge bus");
+                    tracing::info!(
+                        head_seq,
+                        applied = link.last_applied(),
+                        "joined the purge bus"
+                    );
                 }
                 link.touch();
                 link.set_connected(true);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use edgecache::purge::{EdgeDirectory, EdgeEvent, EdgeInfo, EdgeProgress};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval};
 
@@ -53,34 +54,31 @@ fn identity(edge: EdgeInfo) -> EdgeIdentity {
 pub(crate) async fn follow(ctx: Arc<Control>, directory: Arc<dyn EdgeDirectory>) {
     let mut events = directory.events();
     let mut members: HashMap<String, Member> = HashMap::new();
-    let mut poll = interval(POLL_EVERY);
-    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The log's per-edge progress is read on its own task: a slow answer
+    // (a cluster electing leaders) must not hold up heartbeats.
+    let (progress_tx, mut progress_rx) = mpsc::channel(1);
+    let poller = tokio::spawn(poll_progress(Arc::clone(&directory), progress_tx));
+    let _poller = AbortOnDrop(poller);
+    let mut silence = interval(POLL_EVERY);
+    silence.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Ok(EdgeEvent::Heartbeat { edge, applied }) => {
-                    heartbeat(&ctx, &directory, &mut members, identity(edge), applied);
-                }
-                Ok(EdgeEvent::Applied { edge_id, seq, affected }) => {
-                    ctx.tracker.ack(seq, &edge_id, affected);
-                    if let Some(member) = members.get_mut(&edge_id) {
-                        ctx.registry.applied(&edge_id, member.session, seq);
-                    }
+                Ok(e) => {
+                    tracing::trace!(event = ?e, "control: bus event");
+                    on_event(&ctx, &directory, &mut members, e);
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "control: edge events lagged; the next poll catches up");
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = poll.tick() => {
-                match directory.progress().await {
-                    Ok(progress) => {
-                        for p in progress {
-                            progressed(&ctx, &directory, &mut members, p);
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "control: cannot read the edges' progress"),
+            Some(progress) = progress_rx.recv() => {
+                for p in progress {
+                    progressed(&ctx, &directory, &mut members, p);
                 }
+            }
+            _ = silence.tick() => {
                 for (id, member) in &mut members {
                     if member.connected && member.last_heard.elapsed() > SILENCE_LIMIT {
                         member.connected = false;
@@ -88,6 +86,55 @@ pub(crate) async fn follow(ctx: Arc<Control>, directory: Arc<dyn EdgeDirectory>)
                         tracing::info!(edge = %id, "control: edge silent on the purge bus");
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the per-edge progress every [`POLL_EVERY`] and sends it on.
+async fn poll_progress(directory: Arc<dyn EdgeDirectory>, tx: mpsc::Sender<Vec<EdgeProgress>>) {
+    loop {
+        match directory.progress().await {
+            Ok(progress) => {
+                if tx.send(progress).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "control: cannot read the edges' progress"),
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+fn on_event(
+    ctx: &Arc<Control>,
+    directory: &Arc<dyn EdgeDirectory>,
+    members: &mut HashMap<String, Member>,
+    event: EdgeEvent,
+) {
+    match event {
+        EdgeEvent::Heartbeat { edge, applied } => {
+            heartbeat(ctx, directory, members, identity(edge), applied);
+        }
+        EdgeEvent::Applied {
+            edge_id,
+            seq,
+            affected,
+        } => {
+            ctx.tracker.ack(seq, &edge_id, affected);
+            if let Some(member) = members.get_mut(&edge_id) {
+                member.last_heard = Instant::now();
+                ctx.registry.heard(&edge_id, member.session);
+                ctx.registry.applied(&edge_id, member.session, seq);
             }
         }
     }

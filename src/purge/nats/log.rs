@@ -80,7 +80,10 @@ impl Drop for Inner {
 /// Position of the stream: (oldest held, newest).
 async fn positions(js: &jetstream::Context, name: &str) -> Result<(u64, u64), PurgeLogError> {
     let info = async {
-        let stream = js.get_stream_no_info(name).await.map_err(|e| e.to_string())?;
+        let stream = js
+            .get_stream_no_info(name)
+            .await
+            .map_err(|e| e.to_string())?;
         stream.get_info().await.map_err(|e| e.to_string())
     };
     let info = tokio::time::timeout(INFO_TIMEOUT, info)
@@ -178,7 +181,11 @@ async fn follow(
 }
 
 /// Turns edges' heartbeats and acknowledgements into [`EdgeEvent`]s.
-async fn listen(client: async_nats::Client, subjects: Subjects, events: broadcast::Sender<EdgeEvent>) {
+async fn listen(
+    client: async_nats::Client,
+    subjects: Subjects,
+    events: broadcast::Sender<EdgeEvent>,
+) {
     loop {
         let subs = async {
             let beats = client.subscribe(subjects.heartbeats()).await?;
@@ -200,7 +207,10 @@ async fn listen(client: async_nats::Client, subjects: Subjects, events: broadcas
                         edge: b.edge,
                         applied: b.applied,
                     }),
-                    None => break,
+                    None => {
+                        tracing::info!("NATS purge log: heartbeat subscription ended; resubscribing");
+                        break;
+                    }
                 },
                 ack = acks.next() => match ack {
                     Some(m) => wire_msg::decode::<Report>(&m.payload).map(|r| EdgeEvent::Applied {
@@ -279,13 +289,20 @@ impl NatsLog {
     pub async fn publish(&self, mut record: PurgeRecord) -> Result<PurgeRecord, PurgeLogError> {
         let inner = &self.inner;
         record.seq = 0;
-        let payload = crate::wire::encode_body(&record)
-            .map_err(|e| PurgeLogError::Encode(e.to_string()))?;
+        let payload =
+            crate::wire::encode_body(&record).map_err(|e| PurgeLogError::Encode(e.to_string()))?;
         let payload = bytes::Bytes::from(payload);
         let msg_id = record.id.to_string();
         let timeout = inner.settings.publish_timeout.0;
+        let attempts = inner.settings.publish_attempts;
+        // Fast failures (no stream leader during an election) keep retrying
+        // for the whole budget, not just `attempts` times.
+        let budget = timeout * attempts;
+        let started = tokio::time::Instant::now();
         let mut last_error = String::new();
-        for attempt in 1..=inner.settings.publish_attempts {
+        let mut attempt = 0u32;
+        while attempt < attempts || started.elapsed() < budget {
+            attempt += 1;
             let publish = PublishMessage::build()
                 .payload(payload.clone())
                 .message_id(msg_id.clone());
@@ -311,11 +328,11 @@ impl NatsLog {
             }
             tracing::warn!(id = %record.id, attempt, error = %last_error,
                 "NATS purge log: publish not acknowledged; retrying with the same id");
-            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            let pause = Duration::from_millis(100 * u64::from(attempt.min(10)));
+            tokio::time::sleep(pause).await;
         }
         Err(PurgeLogError::Unavailable(format!(
-            "NATS: publish not acknowledged after {} attempts: {last_error}",
-            inner.settings.publish_attempts
+            "NATS: publish not acknowledged after {attempt} attempts: {last_error}"
         )))
     }
 
@@ -327,9 +344,13 @@ impl NatsLog {
         }
         let start = (after_seq + 1).max(oldest);
         let read = async {
-            let mut messages =
-                ordered_from(&inner.js, &inner.settings.stream, &inner.subjects.log(), start)
-                    .await?;
+            let mut messages = ordered_from(
+                &inner.js,
+                &inner.settings.stream,
+                &inner.subjects.log(),
+                start,
+            )
+            .await?;
             let mut records = Vec::new();
             while let Some(message) = messages.next().await {
                 let message = message.map_err(|e| unavailable("read the purge stream", e))?;

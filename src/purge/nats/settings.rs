@@ -67,8 +67,7 @@ impl PurgeBusSettings {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let file: File =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(file.purge)
     }
 }
@@ -110,7 +109,8 @@ pub struct NatsSettings {
     pub max_msgs: i64,
     /// How long one publish waits for the stream's acknowledgement.
     pub publish_timeout: HumanDuration,
-    /// Publish attempts (same message id, so a retry never duplicates).
+    /// Publish attempts at least (same message id, so a retry never
+    /// duplicates); retries go on for `publish_timeout` times this in all.
     pub publish_attempts: u32,
     /// How long a delivered record may stay unacknowledged before the
     /// stream delivers it again (edge side, when it creates its consumer).
@@ -149,7 +149,10 @@ impl NatsSettings {
         }
         let bad_name = |s: &str| s.is_empty() || s.contains(['.', '*', '>', ' ', '/', '\\']);
         if bad_name(&self.stream) {
-            return Err(format!("purge.nats.stream {:?} is not a stream name", self.stream));
+            return Err(format!(
+                "purge.nats.stream {:?} is not a stream name",
+                self.stream
+            ));
         }
         let bad_prefix = self.subject_prefix.is_empty()
             || self.subject_prefix.contains(['*', '>', ' '])

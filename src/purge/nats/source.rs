@@ -4,12 +4,15 @@
 //! partitioned edge resumes where its consumer stopped.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::Subject;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, Message};
 use futures_util::StreamExt;
+use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::connect::{self, Subjects, edge_token, unavailable};
@@ -22,7 +25,7 @@ use crate::purge::{LogFuture, PurgeLogError, PurgeRecord, PurgeSelector};
 const BEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// Request timeout for the consumer's information.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Idle heartbeat asked of the server on pull requests.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
@@ -41,6 +44,10 @@ pub struct NatsSource {
     dry_runs: async_nats::Subscriber,
     /// The last sequence applied (or counted as applied).
     applied: u64,
+    /// The same, for the heartbeat task.
+    shared_applied: Arc<AtomicU64>,
+    /// Publishes heartbeats, whatever the consumer is doing.
+    heartbeats: JoinHandle<()>,
     /// When the edge's cache began filling (ms since the epoch).
     cache_since_ms: u64,
     /// Whether the consumer had delivered anything when opened.
@@ -122,6 +129,13 @@ impl NatsSource {
             .subscribe(subjects.dry_run(&token))
             .await
             .map_err(|e| unavailable("subscribe to dry runs", e))?;
+        let shared_applied = Arc::new(AtomicU64::new(last_applied));
+        let heartbeats = tokio::spawn(heartbeats(
+            client.clone(),
+            subjects.heartbeat(&token),
+            edge.clone(),
+            Arc::clone(&shared_applied),
+        ));
         let mut beat = tokio::time::interval(BEAT_EVERY);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tracing::info!(edge = %edge.id, consumer = %token, floor = floor_at_open,
@@ -135,6 +149,8 @@ impl NatsSource {
             messages,
             dry_runs,
             applied: last_applied,
+            shared_applied,
+            heartbeats,
             cache_since_ms,
             consumer_used,
             floor_at_open,
@@ -155,16 +171,19 @@ impl NatsSource {
             return None;
         }
         let Ok(mut record) = crate::wire::decode_body::<PurgeRecord>(&message.payload) else {
-            tracing::warn!(seq, "NATS purge log: skipping a message that is not a purge record");
+            tracing::warn!(
+                seq,
+                "NATS purge log: skipping a message that is not a purge record"
+            );
             ack(&message).await;
-            self.applied = seq;
+            self.set_applied(seq);
             return Some(SourceEvent::Advance { up_to_seq: seq });
         };
         record.seq = seq;
         if self.applied == 0 && record.issued_at_ms < self.cache_since_ms {
             // Issued before this cache began: it cannot concern it.
             ack(&message).await;
-            self.applied = seq;
+            self.set_applied(seq);
             return Some(SourceEvent::Advance { up_to_seq: seq });
         }
         let after = if self.applied > 0 {
@@ -178,7 +197,7 @@ impl NatsSource {
             // With one record in flight, a gap means records left the
             // stream (retention) before this edge applied them.
             let up_to_seq = seq - 1;
-            self.applied = up_to_seq;
+            self.set_applied(up_to_seq);
             self.queued = Some((message, record));
             return Some(SourceEvent::Reset {
                 up_to_seq,
@@ -192,18 +211,14 @@ impl NatsSource {
         Some(SourceEvent::Record(record))
     }
 
-    /// Heartbeat, then the consumer's state: contact, or not.
+    /// Counts `seq` as applied.
+    fn set_applied(&mut self, seq: u64) {
+        self.applied = seq;
+        self.shared_applied.store(seq, Ordering::Relaxed);
+    }
+
+    /// The consumer's state: contact, or not.
     async fn check_contact(&mut self) -> SourceEvent {
-        let beat = Beat {
-            edge: self.edge.clone(),
-            applied: self.applied,
-        };
-        if let Ok(payload) = wire_msg::encode(&beat) {
-            let _ = self
-                .client
-                .publish(self.subjects.heartbeat(&self.token), payload.into())
-                .await;
-        }
         match tokio::time::timeout(REQUEST_TIMEOUT, self.consumer.get_info()).await {
             Ok(Ok(info)) => SourceEvent::Contact {
                 head_seq: info.delivered.stream_sequence + info.num_pending,
@@ -260,7 +275,7 @@ impl NatsSource {
                 self.held = Some((message, held));
             }
         }
-        self.applied = self.applied.max(seq);
+        self.set_applied(self.applied.max(seq));
         let report = Report {
             edge_id: self.edge.id.clone(),
             seq,
@@ -286,6 +301,35 @@ impl NatsSource {
             .publish(reply, payload.into())
             .await
             .map_err(|e| unavailable("answer a dry run", e))
+    }
+}
+
+impl Drop for NatsSource {
+    fn drop(&mut self) {
+        self.heartbeats.abort();
+    }
+}
+
+/// Publishes this edge's heartbeat every [`BEAT_EVERY`].
+async fn heartbeats(
+    client: async_nats::Client,
+    subject: String,
+    edge: EdgeInfo,
+    applied: Arc<AtomicU64>,
+) {
+    let mut tick = tokio::time::interval(BEAT_EVERY);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let beat = Beat {
+            edge: edge.clone(),
+            applied: applied.load(Ordering::Relaxed),
+        };
+        if let Ok(payload) = wire_msg::encode(&beat) {
+            if let Err(e) = client.publish(subject.clone(), payload.into()).await {
+                tracing::debug!(error = %e, "NATS: cannot publish a heartbeat");
+            }
+        }
     }
 }
 
