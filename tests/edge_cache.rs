@@ -397,9 +397,15 @@ async fn tiered_fill_lists_every_tier_in_cache_status() {
     let origin = spawn_origin(None, &[]);
     let cfg = TempDir::new("tiers");
     let shield_cfg = cfg.write("shield.toml", "name = \"shield\"\n");
-    let shield = spawn_edge(&origin.url("http"), &["--config", shield_cfg.to_str().unwrap()]);
+    let shield = spawn_edge(
+        &origin.url("http"),
+        &["--config", shield_cfg.to_str().unwrap()],
+    );
     let edge_cfg = cfg.write("edge.toml", "name = \"edge\"\n");
-    let edge = spawn_edge(&shield.url("http"), &["--config", edge_cfg.to_str().unwrap()]);
+    let edge = spawn_edge(
+        &shield.url("http"),
+        &["--config", edge_cfg.to_str().unwrap()],
+    );
     let url = format!("{}/_gen/100?ttl=60", edge.url("http"));
     let first = get(&url).await;
     let cs = cache_status(&first);
@@ -409,6 +415,9 @@ async fn tiered_fill_lists_every_tier_in_cache_status() {
     );
     let second = get(&url).await;
     let cs = cache_status(&second);
-    assert!(cs.starts_with("edge; hit"), "a hit lists only the tier that answered: {cs}");
+    assert!(
+        cs.starts_with("edge; hit"),
+        "a hit lists only the tier that answered: {cs}"
+    );
     assert_eq!(origin_requests(&origin).await, 1);
 }

@@ -7,8 +7,8 @@ mod tls;
 mod units;
 
 pub use edge::{
-    AdminSettings, CacheSettings, ControlSettings, ConfigError, DnsSettings, EdgeConfig, HealthSettings, LimitSettings,
-    OriginClientSettings, SetCookieSetting,
+    AdminSettings, CacheSettings, ConfigError, ControlSettings, DnsSettings, EdgeConfig,
+    HealthSettings, LimitSettings, OriginClientSettings, SetCookieSetting,
 };
 pub use route::{FailureKind, OnOriginFailure, Route, RouteTable};
 pub use tls::{CertPair, TlsSettings, UNKEYED_HEADERS, host_allowed};
