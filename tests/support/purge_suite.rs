@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::*;
 
 mod scenarios;
+#[allow(unused_imports)] // only the purge test binaries use the scenarios
 pub use scenarios::*;
 
 /// The purge API's token in these tests.
