@@ -1,3 +1,5 @@
+//! Unit tests (`cache_control_tests`), compiled only under #[cfg(test)] from the parent module.
+
 use super::*;
 use http::HeaderValue;
 use http::header::{CACHE_CONTROL, SET_COOKIE};

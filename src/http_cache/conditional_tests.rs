@@ -1,3 +1,5 @@
+//! Unit tests (`conditional_tests`), compiled only under #[cfg(test)] from the parent module.
+
 use super::*;
 use http::HeaderValue;
 use std::time::{Duration, UNIX_EPOCH};

@@ -1,3 +1,5 @@
+//! Unit tests (`freshness_tests`), compiled only under #[cfg(test)] from the parent module.
+
 use super::*;
 use crate::http_cache::directives::default_targets;
 use http::{HeaderName, HeaderValue};

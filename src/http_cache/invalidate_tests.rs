@@ -1,3 +1,5 @@
+//! Unit tests (`invalidate_tests`), compiled only under #[cfg(test)] from the parent module.
+
 use super::*;
 use http::{HeaderName, HeaderValue};
 

@@ -1,4 +1,5 @@
 //! Pseudo-random inputs must never make a parser panic.
+//! Compiled only under #[cfg(test)] (declared so in the parent module).
 
 use std::time::{Duration, UNIX_EPOCH};
 
