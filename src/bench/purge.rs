@@ -8,9 +8,17 @@
 //! and `wait_ms`: the origin answers once every edge has acknowledged the
 //! purge, so the request's round trip is the propagation time (append and
 //! fsync to the log, stream to every edge, apply, acknowledge).
+//!
+//! `--backends builtin,nats` runs the same loop once per purge log backend
+//! and prints them side by side. For `nats`, a local `nats-server` with
+//! JetStream (data in the scratch directory) carries the log and the edges'
+//! acknowledgements; the edges reach it directly, so `--wan-delay-ms`
+//! applies to the built-in backend only. Without `nats-server` the `nats`
+//! run is skipped with a message.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -19,6 +27,7 @@ use serde_json::{Value, json};
 
 use super::client::{self, fmt_us, new_histogram};
 use crate::lab::{NodeProcess, random_token, sibling_binary};
+use crate::purge::nats::PurgeBackend;
 use crate::purge_cli::{TOKEN_ENV, not_applied, post_purge};
 use crate::wan::{Link, LinkConfig, LinkHandle, Mode};
 
@@ -42,22 +51,53 @@ pub struct PurgeBenchArgs {
     /// purge not applied everywhere by then counts as incomplete.
     #[arg(long, default_value_t = 10_000)]
     pub wait_ms: u64,
+    /// Purge log backends to measure, one after the other: `builtin`,
+    /// `nats` (a local nats-server with JetStream), or `builtin,nats`.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "builtin")]
+    pub backends: Vec<PurgeBackend>,
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
 
-/// The report, as written with `--json`.
+/// The report, as written with `--json`: one result per backend run.
 #[derive(Debug, Serialize)]
-pub struct PurgeReport {
+pub struct PurgeBenchReport {
     /// Always `purge`.
     pub bench: &'static str,
-    /// Purges sent.
+    /// Purges sent per backend.
     pub purges: u64,
     /// Edges.
     pub edges: usize,
-    /// One-way delay of each edge's control link, ms.
+    /// One-way delay of each edge's control link, ms (builtin only).
     pub wan_delay_ms: u64,
+    /// One entry per backend measured, in the order run.
+    pub results: Vec<PurgeReport>,
+    /// Backends asked for but not measured, with the reason.
+    pub skipped: Vec<SkippedBackend>,
+    /// CPUs of the machine.
+    pub cpus: usize,
+    /// Reminder on how to read the figures.
+    pub note: &'static str,
+}
+
+/// A backend that was not measured.
+#[derive(Debug, Serialize)]
+pub struct SkippedBackend {
+    /// `builtin` or `nats`.
+    pub backend: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// The figures of one backend.
+#[derive(Debug, Serialize)]
+pub struct PurgeReport {
+    /// `builtin` or `nats`.
+    pub backend: &'static str,
+    /// One-way delay on the edges' purge path, ms; `None` for `nats`
+    /// (the edges reach the nats-server directly, no emulated link).
+    pub wan_delay_ms: Option<u64>,
     /// Purges every edge applied within `wait_ms` (`complete: true`).
     pub complete: u64,
     /// Purges answered with an edge still pending or unreachable.
@@ -76,10 +116,13 @@ pub struct PurgeReport {
     pub mean_us: f64,
     /// The first problem seen, if any.
     pub first_problem: Option<String>,
-    /// CPUs of the machine.
-    pub cpus: usize,
-    /// Reminder on how to read the figures.
-    pub note: &'static str,
+}
+
+fn backend_name(backend: PurgeBackend) -> &'static str {
+    match backend {
+        PurgeBackend::Builtin => "builtin",
+        PurgeBackend::Nats => "nats",
+    }
 }
 
 /// Runs the purge propagation benchmark.
@@ -103,16 +146,179 @@ pub async fn run(args: PurgeBenchArgs) -> anyhow::Result<()> {
     let scratch =
         std::env::temp_dir().join(format!("edgecache-bench-purge-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let result = run_in(&args, &origin_bin, &edge_bin, &scratch).await;
+    let result = run_backends(&args, &origin_bin, &edge_bin, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-/// The started nodes and links, stopped when dropped.
+async fn run_backends(
+    args: &PurgeBenchArgs,
+    origin_bin: &Path,
+    edge_bin: &Path,
+    scratch: &Path,
+) -> anyhow::Result<()> {
+    let mut backends: Vec<PurgeBackend> = Vec::new();
+    for b in &args.backends {
+        if !backends.contains(b) {
+            backends.push(*b);
+        }
+    }
+    anyhow::ensure!(!backends.is_empty(), "--backends names no backend");
+    let mut report = PurgeBenchReport {
+        bench: "purge",
+        purges: args.purges,
+        edges: args.edges,
+        wan_delay_ms: args.wan_delay_ms,
+        results: Vec::new(),
+        skipped: Vec::new(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        note: "client, origin (fsync per purge), edges and nats-server share this \
+               machine; take figures on a quiet machine",
+    };
+    let mut failed: Vec<String> = Vec::new();
+    for backend in backends {
+        let name = backend_name(backend);
+        println!("\n== backend {name} ==");
+        let dir = scratch.join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let nats = match backend {
+            PurgeBackend::Builtin => None,
+            PurgeBackend::Nats => {
+                let Some(bin) = find_nats_server() else {
+                    let reason = "nats-server not found on PATH \
+                                  (Debian: apt-get install nats-server)"
+                        .to_string();
+                    println!("skipping the nats backend: {reason}");
+                    report.skipped.push(SkippedBackend {
+                        backend: name,
+                        reason,
+                    });
+                    continue;
+                };
+                println!(
+                    "nats: the edges take purges from the nats-server directly; \
+                     --wan-delay-ms ({} ms) applies to the builtin backend only",
+                    args.wan_delay_ms
+                );
+                match NatsServer::start(&bin, &dir).await {
+                    Ok(server) => Some(server),
+                    Err(e) => {
+                        println!("nats backend failed: {e:#}");
+                        failed.push(format!("{name}: {e:#}"));
+                        continue;
+                    }
+                }
+            }
+        };
+        match run_in(args, backend, nats, origin_bin, edge_bin, &dir).await {
+            Ok(r) => report.results.push(r),
+            Err(e) => {
+                println!("{name} backend failed: {e:#}");
+                failed.push(format!("{name}: {e:#}"));
+            }
+        }
+    }
+    print_report(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if !failed.is_empty() {
+        bail!("backend run(s) failed: {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// The `nats-server` binary, if installed.
+fn find_nats_server() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            PathBuf::from("/usr/sbin"),
+            PathBuf::from("/usr/local/bin"),
+            PathBuf::from("/usr/bin"),
+        ])
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// A `nats-server -js` on loopback for the `nats` run, killed when dropped.
+struct NatsServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl NatsServer {
+    /// Starts it on a free port of its own loopback address, data under
+    /// `dir/nats`, and waits (at most 15 s) until it accepts connections.
+    async fn start(bin: &Path, dir: &Path) -> anyhow::Result<NatsServer> {
+        let ip = Ipv4Addr::new(127, 0, 78, 250);
+        let data = dir.join("nats");
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        let port = TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .with_context(|| format!("finding a free port on {ip}"))?
+            .port();
+        let addr = SocketAddr::from((ip, port));
+        let child = Command::new(bin)
+            .args(["-js", "-a", &ip.to_string(), "-p", &port.to_string()])
+            .arg("-sd")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut server = NatsServer { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await;
+            if matches!(attempt, Ok(Ok(_))) {
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                bail!("nats-server on {addr} exited: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("nats-server on {addr} did not accept connections within 15 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("nats-server with JetStream on {addr}");
+        Ok(server)
+    }
+
+    /// The flags that make a node use this server as its purge log.
+    fn node_args(&self) -> Vec<String> {
+        vec![
+            "--purge-backend".into(),
+            "nats".into(),
+            "--nats-url".into(),
+            format!("nats://{}", self.addr),
+            "--nats-stream".into(),
+            "EDGECACHE_PURGE_BENCH".into(),
+        ]
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The started nodes and links, stopped when dropped (the nats-server,
+/// if any, last).
 struct Nodes {
     origin: NodeProcess,
     edges: Vec<NodeProcess>,
     links: Vec<LinkHandle>,
+    _nats: Option<NatsServer>,
 }
 
 impl Drop for Nodes {
@@ -132,14 +338,17 @@ impl Drop for Nodes {
 
 async fn run_in(
     args: &PurgeBenchArgs,
+    backend: PurgeBackend,
+    nats: Option<NatsServer>,
     origin_bin: &Path,
     edge_bin: &Path,
     scratch: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PurgeReport> {
+    let bus_args = nats.as_ref().map(NatsServer::node_args).unwrap_or_default();
     let token = random_token()?;
     let quiet = ("RUST_LOG".to_string(), "error".to_string());
     let origin_ip = Ipv4Addr::new(127, 0, 78, 1);
-    let origin_args = vec![
+    let mut origin_args = vec![
         "--listen".to_string(),
         format!("{origin_ip}:0"),
         "--control-listen".into(),
@@ -147,6 +356,7 @@ async fn run_in(
         "--purge-log".into(),
         scratch.join("purge.log").display().to_string(),
     ];
+    origin_args.extend(bus_args.iter().cloned());
     let envs = [quiet.clone(), (TOKEN_ENV.to_string(), token.clone())];
     let origin = NodeProcess::spawn_with_env(
         "origin",
@@ -161,35 +371,39 @@ async fn run_in(
         origin,
         edges: Vec::new(),
         links: Vec::new(),
+        _nats: nats,
     };
     for i in 0..args.edges {
         let n = u8::try_from(i).context("too many edges")?;
-        let link = Link::start(LinkConfig {
-            name: format!("control-{i}"),
-            listen: SocketAddr::from((Ipv4Addr::new(127, 0, 78, 100 + n), 0)),
-            upstream: control,
-            delay: Duration::from_millis(args.wan_delay_ms),
-            jitter: Duration::ZERO,
-            mode: Mode::Up,
-        })
-        .await
-        .context("starting an edge's control link")?;
         let edge_ip = Ipv4Addr::new(127, 0, 78, 10 + n);
-        let edge_args = vec![
+        let mut edge_args = vec![
             "--origin".to_string(),
             format!("http://{origin_http}"),
             "--listen".into(),
             format!("{edge_ip}:0"),
             "--admin-listen".into(),
             format!("{edge_ip}:0"),
-            "--control".into(),
-            link.local_addr().to_string(),
             "--id".into(),
             format!("edge-{i}"),
             "--region".into(),
             format!("bench-{i}"),
         ];
-        nodes.links.push(link);
+        if backend == PurgeBackend::Builtin {
+            let link = Link::start(LinkConfig {
+                name: format!("control-{i}"),
+                listen: SocketAddr::from((Ipv4Addr::new(127, 0, 78, 100 + n), 0)),
+                upstream: control,
+                delay: Duration::from_millis(args.wan_delay_ms),
+                jitter: Duration::ZERO,
+                mode: Mode::Up,
+            })
+            .await
+            .context("starting an edge's control link")?;
+            edge_args.extend(["--control".to_string(), link.local_addr().to_string()]);
+            nodes.links.push(link);
+        } else {
+            edge_args.extend(bus_args.iter().cloned());
+        }
         let name = format!("edge-{i}");
         let edge = NodeProcess::spawn_with_env(
             &name,
@@ -201,15 +415,9 @@ async fn run_in(
         nodes.edges.push(edge);
     }
     wait_joined(control, args.edges).await?;
-    let report = measure(args, &nodes, control, &token).await?;
+    let report = measure(args, backend, &nodes, control, &token).await?;
     drop(nodes);
-    print_report(&report);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// Waits (at most 30 s) until `edges` edges are connected to the control
@@ -242,6 +450,7 @@ async fn is_hit(edge: SocketAddr, path: &str) -> anyhow::Result<bool> {
 
 async fn measure(
     args: &PurgeBenchArgs,
+    backend: PurgeBackend,
     nodes: &Nodes,
     control: SocketAddr,
     token: &str,
@@ -256,10 +465,17 @@ async fn measure(
     let mut first_problem: Option<String> = None;
     let authority = control.to_string();
     let step = (args.purges / 10).max(1);
-    println!(
-        "{} purges through {} edge(s), {} ms one way on each control link",
-        args.purges, args.edges, args.wan_delay_ms
-    );
+    let wan_delay_ms = (backend == PurgeBackend::Builtin).then_some(args.wan_delay_ms);
+    match wan_delay_ms {
+        Some(ms) => println!(
+            "{} purges through {} edge(s), {ms} ms one way on each control link",
+            args.purges, args.edges
+        ),
+        None => println!(
+            "{} purges through {} edge(s) over nats (no emulated WAN link)",
+            args.purges, args.edges
+        ),
+    }
     let mut last_path = String::new();
     for i in 0..args.purges {
         // Untimed: the object to purge is cached on every edge.
@@ -323,10 +539,8 @@ async fn measure(
         }
     }
     Ok(PurgeReport {
-        bench: "purge",
-        purges: args.purges,
-        edges: args.edges,
-        wan_delay_ms: args.wan_delay_ms,
+        backend: backend_name(backend),
+        wan_delay_ms,
         complete,
         incomplete,
         errors,
@@ -336,9 +550,6 @@ async fn measure(
         max_us: hist.max(),
         mean_us: hist.mean(),
         first_problem,
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        note: "client, origin (fsync per purge) and edges share this machine; \
-               take figures on a quiet machine",
     })
 }
 
@@ -349,29 +560,45 @@ fn affected(answer: &Value) -> u64 {
     })
 }
 
-fn print_report(r: &PurgeReport) {
+fn print_report(r: &PurgeBenchReport) {
     println!(
-        "\npurge propagation: {} purges, {} edges, {} ms one-way control delay ({} CPUs; \
+        "\npurge propagation: {} purges per backend, {} edges ({} CPUs; \
          not representative unless the machine is quiet)",
-        r.purges, r.edges, r.wan_delay_ms, r.cpus
+        r.purges, r.edges, r.cpus
     );
     println!(
-        "{:>9} {:>9} {:>9} {:>9}  {:>8} {:>10} {:>6}  removed",
-        "p50", "p99", "max", "mean", "complete", "incomplete", "errors"
+        "{:<8} {:>6} {:>9} {:>9} {:>9} {:>9}  {:>8} {:>10} {:>6}  removed",
+        "backend", "wan ms", "p50", "p99", "max", "mean", "complete", "incomplete", "errors"
     );
-    println!(
-        "{:>9} {:>9} {:>9} {:>9}  {:>8} {:>10} {:>6}  {}",
-        fmt_us(r.p50_us as f64),
-        fmt_us(r.p99_us as f64),
-        fmt_us(r.max_us as f64),
-        fmt_us(r.mean_us),
-        r.complete,
-        r.incomplete,
-        r.errors,
-        r.entries_removed
-    );
-    if let Some(p) = &r.first_problem {
-        println!("  warning: {p}");
+    for x in &r.results {
+        println!(
+            "{:<8} {:>6} {:>9} {:>9} {:>9} {:>9}  {:>8} {:>10} {:>6}  {}",
+            x.backend,
+            x.wan_delay_ms
+                .map_or_else(|| "n/a".to_string(), |ms| ms.to_string()),
+            fmt_us(x.p50_us as f64),
+            fmt_us(x.p99_us as f64),
+            fmt_us(x.max_us as f64),
+            fmt_us(x.mean_us),
+            x.complete,
+            x.incomplete,
+            x.errors,
+            x.entries_removed
+        );
+    }
+    for s in &r.skipped {
+        println!("{:<8} skipped: {}", s.backend, s.reason);
+    }
+    if r.results.iter().any(|x| x.wan_delay_ms.is_none()) {
+        println!(
+            "  nats: edges take purges from the nats-server directly; \
+             --wan-delay-ms applies to builtin only"
+        );
+    }
+    for x in &r.results {
+        if let Some(p) = &x.first_problem {
+            println!("  warning ({}): {p}", x.backend);
+        }
     }
 }
 
