@@ -14,6 +14,7 @@
 
 mod client;
 mod hits;
+mod nats_server;
 mod partition;
 mod purge;
 
