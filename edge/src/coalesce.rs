@@ -22,6 +22,16 @@ pub enum Outcome {
         /// Status the origin answered with.
         fwd_status: u16,
     },
+    /// A large answer is being stored while it streams in: serve its head
+    /// now and its body as it arrives (a streaming miss).
+    Streaming {
+        /// The object's head (status, headers, times); its body is empty.
+        head: Arc<CachedObject>,
+        /// The body as it grows.
+        body: Arc<crate::growing::Growing>,
+        /// Status the origin answered with.
+        fwd_status: u16,
+    },
     /// The answer may not be shared: fetch on your own.
     Uncacheable,
     /// The origin failed.
@@ -35,6 +45,8 @@ enum Progress {
     Waiting,
     /// The head arrived; the body is being read.
     HeadReceived,
+    /// The body streams in and can be joined (`Outcome::Streaming`).
+    Streaming(Outcome),
     /// Finished.
     Done(Outcome),
 }
@@ -110,11 +122,25 @@ impl LeaderGuard {
         self.tx.send_replace(Progress::HeadReceived);
     }
 
+    /// Lets waiters (and later arrivals) join a body that is still
+    /// streaming in; the flight stays open until `finish`.
+    pub fn streaming(&self, outcome: Outcome) {
+        self.tx.send_replace(Progress::Streaming(outcome));
+    }
+
     /// Publishes the outcome and leaves the flight.
     pub fn finish(mut self, outcome: Outcome) {
         self.finished = true;
         self.inflight.remove(&self.key, &self.tx);
         self.tx.send_replace(Progress::Done(outcome));
+    }
+
+    /// The outcome published so far (a streaming fill's), if any.
+    pub fn current(&self) -> Option<Outcome> {
+        match &*self.tx.borrow() {
+            Progress::Streaming(outcome) | Progress::Done(outcome) => Some(outcome.clone()),
+            _ => None,
+        }
     }
 
     /// The key being fetched.
@@ -153,9 +179,10 @@ impl Waiter {
             Ok(Err(_)) => return Ok(Outcome::Uncacheable),
             Ok(Ok(_)) => {}
         }
-        match self.rx.wait_for(|p| matches!(p, Progress::Done(_))).await {
+        let ready = |p: &Progress| matches!(p, Progress::Done(_) | Progress::Streaming(_));
+        match self.rx.wait_for(ready).await {
             Ok(progress) => match &*progress {
-                Progress::Done(outcome) => Ok(outcome.clone()),
+                Progress::Done(outcome) | Progress::Streaming(outcome) => Ok(outcome.clone()),
                 _ => Ok(Outcome::Uncacheable),
             },
             Err(_) => Ok(Outcome::Uncacheable),

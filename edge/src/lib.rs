@@ -8,6 +8,7 @@ pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod coalesce;
+pub mod growing;
 pub mod health;
 pub mod metrics;
 pub mod object;

@@ -103,4 +103,23 @@ impl CachedObject {
             upstream_status: None,
         }
     }
+
+    /// The same object with its complete body (a streaming fill that
+    /// finished).
+    pub fn with_body(&self, body: Bytes) -> CachedObject {
+        CachedObject {
+            status: self.status,
+            headers: self.headers.clone(),
+            body,
+            request_time: self.request_time,
+            response_time: self.response_time,
+            initial_age: self.initial_age,
+            lifetime: self.lifetime,
+            stale: self.stale,
+            variant: self.variant.clone(),
+            surrogate_keys: self.surrogate_keys.clone(),
+            retain_stale: self.retain_stale,
+            upstream_status: self.upstream_status.clone(),
+        }
+    }
 }

@@ -133,6 +133,10 @@ pub struct CacheSettings {
     pub capacity: ByteSize,
     /// Larger responses stream through without being buffered or stored.
     pub max_object_size: ByteSize,
+    /// Storable responses at least this large (by Content-Length) are
+    /// stored while they stream to every waiting client (a streaming miss);
+    /// smaller ones are buffered whole first.
+    pub stream_threshold: ByteSize,
     /// How long an uncacheable key skips request coalescing (hit-for-pass).
     pub hit_for_pass: HumanDuration,
     /// How long past freshness an entry is kept for revalidation and stale
@@ -172,6 +176,7 @@ impl Default for CacheSettings {
         CacheSettings {
             capacity: ByteSize(256 << 20),
             max_object_size: ByteSize(8 << 20),
+            stream_threshold: ByteSize(64 << 10),
             hit_for_pass: HumanDuration(Duration::from_secs(30)),
             retain_stale: HumanDuration(Duration::from_secs(86_400)),
             set_cookie: SetCookieSetting::Bypass,

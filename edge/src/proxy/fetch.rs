@@ -21,10 +21,13 @@ use futures_util::stream;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 
+use tracing::Instrument;
+
 use super::RequestCtx;
 use super::forward::{origin_request, pass_response};
 use crate::body::EdgeBody;
 use crate::coalesce::{LeaderGuard, Outcome};
+use crate::growing::Growing;
 use crate::health::Upstream;
 use crate::object::CachedObject;
 use crate::origin_client::{BodyRead, OriginError};
@@ -79,6 +82,18 @@ pub enum FetchResult {
         /// The origin's status (304 after a revalidation).
         fwd_status: u16,
     },
+    /// Being stored while it streams in: serve the head now and the body
+    /// as it arrives.
+    Streaming {
+        /// The object's head; its body is empty.
+        head: Arc<CachedObject>,
+        /// The body as it grows.
+        body: Arc<Growing>,
+        /// The origin's status.
+        fwd_status: u16,
+        /// The rest of the fill, taken over by `fetch_for_cache`.
+        job: Option<StreamJob>,
+    },
     /// Not storable: this response goes to the leader's client as it is.
     Pass(Response<EdgeBody>),
     /// The origin failed; the route policy decides.
@@ -92,8 +107,27 @@ pub async fn fetch_for_cache(
     base: Option<Arc<CachedObject>>,
     guard: LeaderGuard,
 ) -> FetchResult {
-    let result = fetch(state, req, base.as_deref(), &guard).await;
+    let mut result = fetch(state, req, base.as_deref(), &guard).await;
+    if let FetchResult::Streaming {
+        head,
+        body,
+        fwd_status,
+        job,
+    } = &mut result
+    {
+        if let Some(job) = job.take() {
+            guard.streaming(Outcome::Streaming {
+                head: head.clone(),
+                body: body.clone(),
+                fwd_status: *fwd_status,
+            });
+            let fill = run_stream(state.clone(), req.primary.clone(), job, guard);
+            tokio::spawn(fill.in_current_span());
+            return result;
+        }
+    }
     match &result {
+        FetchResult::Streaming { .. } => guard.finish(Outcome::Uncacheable),
         FetchResult::Stored { object, fwd_status } => guard.finish(Outcome::Stored {
             object: object.clone(),
             fwd_status: *fwd_status,
@@ -202,7 +236,7 @@ fn add_validators(out: &mut HeaderMap, stored: &HeaderMap) {
 
 async fn store_or_pass(
     state: &Arc<EdgeState>,
-    upstream: &Upstream,
+    upstream: &Arc<Upstream>,
     req: &FetchRequest,
     resp: Response<hyper::body::Incoming>,
     request_time: SystemTime,
@@ -241,6 +275,30 @@ async fn store_or_pass(
         state.pass_keys.insert(req.primary.clone(), ());
         let status = pass_status("too-large");
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
+    }
+    let threshold = state.config.cache.stream_threshold.0;
+    if let Some(len) = declared.filter(|len| *len >= threshold) {
+        let mut head = build_object(
+            state,
+            req,
+            parts.status,
+            parts.headers,
+            &directives,
+            Bytes::new(),
+            request_time,
+            response_time,
+        );
+        head.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        return FetchResult::Streaming {
+            head: Arc::new(head),
+            body: Growing::new(),
+            fwd_status: parts.status.as_u16(),
+            job: Some(StreamJob {
+                incoming: body,
+                upstream: upstream.clone(),
+            }),
+        };
     }
     match upstream.client.read_body(body, limit).await {
         BodyRead::Complete(bytes) => {
@@ -451,4 +509,75 @@ fn owned_headers(headers: &HeaderMap) -> HeaderMap {
         out.append(name.clone(), copy);
     }
     out
+}
+
+/// The rest of a streaming fill: the origin body still to read.
+pub struct StreamJob {
+    incoming: hyper::body::Incoming,
+    upstream: Arc<Upstream>,
+}
+
+/// Reads a streaming fill's body into its growing buffer (every waiting
+/// client follows it), then stores the complete object; a body that breaks
+/// off fails the readers and stores nothing.
+async fn run_stream(state: Arc<EdgeState>, primary: CacheKey, job: StreamJob, guard: LeaderGuard) {
+    let Some(Outcome::Streaming {
+        head,
+        body: growing,
+        fwd_status,
+    }) = guard.current()
+    else {
+        guard.finish(Outcome::Uncacheable);
+        return;
+    };
+    let chunk_timeout = state.config.origin_client.body_timeout.0;
+    let mut incoming = job.incoming;
+    let mut total = 0usize;
+    let ended = loop {
+        match tokio::time::timeout(chunk_timeout, incoming.frame()).await {
+            Err(_) => {
+                break Err(OriginError::new(
+                    FailureKind::TruncatedBody,
+                    format!(
+                        "body stalled for {}ms after {total} bytes",
+                        chunk_timeout.as_millis()
+                    ),
+                ));
+            }
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => {
+                break Err(OriginError::new(
+                    FailureKind::TruncatedBody,
+                    format!(
+                        "body broke off after {total} bytes: {}",
+                        crate::origin_client::error_chain(&e)
+                    ),
+                ));
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    total += data.len();
+                    growing.push(data);
+                }
+            }
+        }
+    };
+    match ended {
+        Ok(()) => {
+            let object = Arc::new(head.with_body(growing.concat()));
+            let spec = VarySpec::from_headers(&object.headers);
+            state.store.insert(&primary, spec, object.clone()).await;
+            state.pass_keys.invalidate(&primary);
+            job.upstream.record_success();
+            growing.finish(Ok(()));
+            guard.finish(Outcome::Stored { object, fwd_status });
+        }
+        Err(err) => {
+            job.upstream.record_failure(&err);
+            Counters::bump(&state.counters.origin_failures);
+            tracing::warn!(error = %err, key = %primary, "streaming fill failed");
+            growing.finish(Err(err.detail.clone()));
+            guard.finish(Outcome::Failed(err));
+        }
+    }
 }

@@ -310,6 +310,22 @@ async fn fill(
                     };
                     respond::serve_object(state, ctx, &object, status, now)
                 }
+                FetchResult::Streaming {
+                    head,
+                    body,
+                    fwd_status,
+                    ..
+                } => {
+                    let now = SystemTime::now();
+                    let status = CacheStatus {
+                        fwd: Some(fwd),
+                        fwd_status: Some(fwd_status),
+                        ttl: Some(head.ttl_secs(now)),
+                        stored: true,
+                        ..CacheStatus::default()
+                    };
+                    respond::serve_streaming(state, ctx, &head, &body, status, now)
+                }
                 FetchResult::Pass(resp) => {
                     if ctx.method == Method::HEAD {
                         let (parts, _) = resp.into_parts();
@@ -340,6 +356,26 @@ async fn fill(
                         ..CacheStatus::default()
                     };
                     Some(respond::serve_object(state, ctx, &object, status, now))
+                }
+                Ok(Outcome::Streaming {
+                    head,
+                    body,
+                    fwd_status,
+                }) => {
+                    if !variant_matches(&head, &ctx.headers) {
+                        return None;
+                    }
+                    let now = SystemTime::now();
+                    let status = CacheStatus {
+                        fwd: Some(fwd),
+                        fwd_status: Some(fwd_status),
+                        ttl: Some(head.ttl_secs(now)),
+                        collapsed: true,
+                        ..CacheStatus::default()
+                    };
+                    Some(respond::serve_streaming(
+                        state, ctx, &head, &body, status, now,
+                    ))
                 }
                 Ok(Outcome::Uncacheable) => {
                     let status = CacheStatus {

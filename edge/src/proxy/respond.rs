@@ -23,15 +23,7 @@ pub fn serve_object(
     now: SystemTime,
 ) -> Response<EdgeBody> {
     let age = object.age(now).as_secs();
-    let mut cache_status = status.render(&state.config.name);
-    // A response that just came through the upstream tier lists its entry
-    // too (RFC 9211: one entry per cache, the origin-nearest first).
-    if status.stored || status.collapsed {
-        if let Some(upstream) = &object.upstream_status {
-            cache_status =
-                edgecache::http_cache::cache_status::append(Some(upstream), &cache_status);
-        }
-    }
+    let cache_status = cache_status_value(state, object, &status);
     let finish = |headers: &mut HeaderMap| {
         headers.insert(header::AGE, HeaderValue::from(age));
         if let Ok(v) = HeaderValue::from_str(&cache_status) {
@@ -118,4 +110,42 @@ pub fn plain(state: &EdgeState, status: StatusCode, text: &'static str) -> Respo
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     append_via(&mut headers, &state.via);
     with_parts(status, headers, EdgeBody::from(text))
+}
+
+/// Our Cache-Status entry; a response that just came through the upstream
+/// tier lists that tier's entry first (RFC 9211: one entry per cache, the
+/// origin-nearest first).
+fn cache_status_value(state: &EdgeState, object: &CachedObject, status: &CacheStatus) -> String {
+    let ours = status.render(&state.config.name);
+    match &object.upstream_status {
+        Some(upstream) if status.stored || status.collapsed => {
+            edgecache::http_cache::cache_status::append(Some(upstream), &ours)
+        }
+        _ => ours,
+    }
+}
+
+/// Answers from a fill that is still streaming in: the stored head now, the
+/// body as it arrives (a streaming miss). Conditionals and ranges are not
+/// evaluated here: the complete 200 is always a valid answer.
+pub fn serve_streaming(
+    state: &EdgeState,
+    ctx: &RequestCtx<'_>,
+    head: &CachedObject,
+    body: &std::sync::Arc<crate::growing::Growing>,
+    status: CacheStatus,
+    now: SystemTime,
+) -> Response<EdgeBody> {
+    let mut headers = head.headers.clone();
+    headers.insert(header::AGE, HeaderValue::from(head.age(now).as_secs()));
+    if let Ok(v) = HeaderValue::from_str(&cache_status_value(state, head, &status)) {
+        headers.insert("cache-status", v);
+    }
+    append_via(&mut headers, &state.via);
+    let body = if ctx.method == Method::HEAD {
+        EdgeBody::Empty
+    } else {
+        body.reader()
+    };
+    with_parts(head.status, headers, body)
 }
