@@ -170,17 +170,11 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
         } else {
             "dev"
         };
+        // The first run compiles the node (a few minutes); later runs only
+        // check that it is up to date. Cargo's progress goes to stderr.
+        eprintln!("edgecache: making sure `{name}` is built (cargo build -p {name})");
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                profile,
-                "-p",
-                name,
-                "--bin",
-                name,
-            ])
+            .args(["build", "--profile", profile, "-p", name, "--bin", name])
             .current_dir(manifest)
             .status()
             .with_context(|| format!("building {name}"))?;
