@@ -109,6 +109,23 @@ pub enum ControlFrame {
     },
 }
 
+impl ControlFrame {
+    /// The variant's name, for logs and protocol errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ControlFrame::Hello { .. } => "Hello",
+            ControlFrame::Welcome { .. } => "Welcome",
+            ControlFrame::Record(_) => "Record",
+            ControlFrame::ResetCache { .. } => "ResetCache",
+            ControlFrame::Applied { .. } => "Applied",
+            ControlFrame::Heartbeat { .. } => "Heartbeat",
+            ControlFrame::DryRun { .. } => "DryRun",
+            ControlFrame::DryRunResult { .. } => "DryRunResult",
+            ControlFrame::Error { .. } => "Error",
+        }
+    }
+}
+
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
 }

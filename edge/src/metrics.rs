@@ -104,18 +104,19 @@ pub fn cache_class(status: u16, cache_status: Option<&str>) -> &'static str {
     let Some(entry) = cache_status.and_then(|v| v.rsplit(',').next()) else {
         return if status >= 400 { "error" } else { "pass" };
     };
-    let params: Vec<&str> = entry.split(';').map(str::trim).collect();
-    let has = |p: &str| params.contains(&p);
+    // Runs on every request: scan the entry's parameters without collecting.
+    let params = || entry.split(';').map(str::trim);
+    let has = |p: &str| params().any(|q| q == p);
     if has("hit") {
         return if has("fwd=stale") { "stale" } else { "hit" };
     }
-    if matches!(status, 502..=504) && params.iter().any(|p| p.starts_with("detail=")) {
+    if matches!(status, 502..=504) && params().any(|p| p.starts_with("detail=")) {
         return "error";
     }
     let forwarded_for_fill = ["fwd=uri-miss", "fwd=vary-miss", "fwd=miss", "fwd=stale"];
     if forwarded_for_fill.iter().any(|p| has(p)) {
         "miss"
-    } else if params.iter().any(|p| p.starts_with("fwd=")) {
+    } else if params().any(|p| p.starts_with("fwd=")) {
         "pass"
     } else if status >= 400 {
         "error"

@@ -101,31 +101,12 @@ impl NodeProcess {
 
     /// Sends SIGTERM, unless the process has already been reaped.
     pub fn terminate(&mut self) {
-        #[cfg(unix)]
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) with a pid we own (not yet reaped) and a
-            // valid signal number.
-            unsafe {
-                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-            }
-        }
+        terminate_child(&mut self.child);
     }
 
     /// Asks the node to stop (SIGTERM), then kills it after `grace`.
     pub fn stop(&mut self, grace: Duration) {
-        #[cfg(unix)]
-        {
-            self.terminate();
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, grace);
     }
 }
 
@@ -190,4 +171,33 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// Sends SIGTERM to a child, unless it has already been reaped.
+pub fn terminate_child(child: &mut Child) {
+    #[cfg(unix)]
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill(2) with a pid we own (not yet reaped) and a valid
+        // signal number.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+}
+
+/// Asks a child to stop (SIGTERM), waits up to `grace`, then kills it.
+pub fn stop_child(child: &mut Child, grace: Duration) {
+    #[cfg(unix)]
+    {
+        terminate_child(child);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use edgecache::purge::PurgeRecord;
 use edgecache::wire::{ControlFrame, WireError, read_frame, write_frame};
@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 
 use super::apply::{Action, apply, drop_all};
 use super::backoff::Backoff;
-use super::link::epoch_ms;
 use crate::state::EdgeState;
 
 /// Interval between our heartbeats.
@@ -165,7 +164,7 @@ async fn session(
                     return Err(SessionError::Dead(silent));
                 }
                 let beat = ControlFrame::Heartbeat {
-                    at_ms: epoch_ms(SystemTime::now()),
+                    at_ms: edgecache::purge::now_ms(),
                     seq: link.last_applied(),
                 };
                 send(&mut write, &beat).await?;
@@ -203,7 +202,7 @@ async fn handle(
         _ if !*welcomed => {
             return Err(SessionError::Protocol(format!(
                 "{} before Welcome",
-                frame_name(&frame)
+                frame.name()
             )));
         }
         ControlFrame::Record(record) => {
@@ -237,7 +236,7 @@ async fn handle(
         | ControlFrame::DryRunResult { .. }) => {
             return Err(SessionError::Protocol(format!(
                 "unexpected {} from the control plane",
-                frame_name(&other)
+                other.name()
             )));
         }
     }
@@ -281,18 +280,4 @@ async fn send(write: &mut OwnedWriteHalf, frame: &ControlFrame) -> Result<(), Se
         .await
         .map_err(|_| SessionError::WriteTimeout)?
         .map_err(SessionError::Wire)
-}
-
-fn frame_name(frame: &ControlFrame) -> &'static str {
-    match frame {
-        ControlFrame::Hello { .. } => "Hello",
-        ControlFrame::Welcome { .. } => "Welcome",
-        ControlFrame::Record(_) => "Record",
-        ControlFrame::ResetCache { .. } => "ResetCache",
-        ControlFrame::Applied { .. } => "Applied",
-        ControlFrame::Heartbeat { .. } => "Heartbeat",
-        ControlFrame::DryRun { .. } => "DryRun",
-        ControlFrame::DryRunResult { .. } => "DryRunResult",
-        ControlFrame::Error { .. } => "Error",
-    }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use edgecache::config::{EdgeConfig, Route};
 
@@ -47,7 +47,7 @@ impl ControlLink {
                 .region
                 .clone()
                 .unwrap_or_else(|| "default".to_string()),
-            cache_since_ms: epoch_ms(SystemTime::now()),
+            cache_since_ms: edgecache::purge::now_ms(),
             started: Instant::now(),
             connected: AtomicBool::new(false),
             last_applied: AtomicU64::new(0),
@@ -162,12 +162,6 @@ impl ControlLink {
             "last_error": self.last_error.lock().ok().and_then(|e| e.clone()),
         })
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

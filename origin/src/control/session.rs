@@ -4,10 +4,11 @@
 //! A bad frame, a wrong version or a silent peer ends this session only,
 //! with a logged reason (and an Error frame when the link still works).
 
+use edgecache::purge::now_ms;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use edgecache::purge::PurgeRecord;
 use edgecache::wire::{self, ControlFrame, WireError, read_frame};
@@ -46,12 +47,6 @@ const MAX_QUEUED: usize = 4096;
 
 /// Longest edge id, region or address accepted.
 const MAX_NAME: usize = 256;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// Why a session ended.
 enum End {
@@ -168,7 +163,7 @@ fn check_hello(frame: ControlFrame) -> Result<(EdgeIdentity, EdgeProgress), Stri
         cache_since_ms,
     } = frame
     else {
-        return Err(format!("expected Hello first, got {}", frame_name(&frame)));
+        return Err(format!("expected Hello first, got {}", frame.name()));
     };
     if edge_id.is_empty() {
         return Err("empty edge id".into());
@@ -195,20 +190,6 @@ fn check_hello(frame: ControlFrame) -> Result<(EdgeIdentity, EdgeProgress), Stri
             cache_since_ms,
         },
     ))
-}
-
-fn frame_name(frame: &ControlFrame) -> &'static str {
-    match frame {
-        ControlFrame::Hello { .. } => "Hello",
-        ControlFrame::Welcome { .. } => "Welcome",
-        ControlFrame::Record(_) => "Record",
-        ControlFrame::ResetCache { .. } => "ResetCache",
-        ControlFrame::Applied { .. } => "Applied",
-        ControlFrame::Heartbeat { .. } => "Heartbeat",
-        ControlFrame::DryRun { .. } => "DryRun",
-        ControlFrame::DryRunResult { .. } => "DryRunResult",
-        ControlFrame::Error { .. } => "Error",
-    }
 }
 
 fn describe(e: &WireError) -> String {
@@ -383,7 +364,7 @@ impl Session {
             other => {
                 return Err(End::Fault(format!(
                     "unexpected {} frame from an edge",
-                    frame_name(&other)
+                    other.name()
                 )));
             }
         }

@@ -3,8 +3,9 @@
 //! UUID), reads it back for edges on the built-in control protocol, and is
 //! the [`EdgeDirectory`] of the edges that consume the stream directly.
 
+use crate::purge::now_ms;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -35,12 +36,6 @@ const SETUP_ATTEMPTS: u32 = 30;
 
 /// Request timeout for stream and consumer information.
 const INFO_TIMEOUT: Duration = Duration::from_secs(3);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// The purge log on a NATS JetStream stream.
 #[derive(Clone)]
