@@ -12,11 +12,15 @@ impl CacheKey {
     /// target. The host is lowercased and a default port dropped, so
     /// `EXAMPLE.com:80` and `example.com` share entries.
     pub fn new(scheme: &str, host: &str, path_and_query: &str) -> CacheKey {
-        let host = normalize_host(scheme, host);
+        CacheKey::from_normalized_host(scheme, &normalize_host(scheme, host), path_and_query)
+    }
+
+    /// Like [`CacheKey::new`], for a host already through [`normalize_host`].
+    pub fn from_normalized_host(scheme: &str, host: &str, path_and_query: &str) -> CacheKey {
         let mut key = String::with_capacity(scheme.len() + 3 + host.len() + path_and_query.len());
         key.push_str(scheme);
         key.push_str("://");
-        key.push_str(&host);
+        key.push_str(host);
         if path_and_query.is_empty() {
             key.push('/');
         } else {

@@ -39,8 +39,9 @@ pub enum Lookup {
     Found {
         /// The object.
         object: Arc<CachedObject>,
-        /// The key it is stored under (the primary or a variant key).
-        key: CacheKey,
+        /// The variant key it is stored under; `None` when stored under
+        /// the primary key (a hit then builds no key at all).
+        variant: Option<CacheKey>,
     },
     /// Nothing usable is stored.
     Miss {
@@ -123,7 +124,7 @@ impl Store {
             },
             Some(Slot::Object(object)) => Lookup::Found {
                 object,
-                key: primary.clone(),
+                variant: None,
             },
             Some(Slot::Variants(set)) => {
                 let Some(secondary) = set.spec.secondary_key(req_headers) else {
@@ -131,7 +132,10 @@ impl Store {
                 };
                 let key = primary.with_variant(&secondary);
                 match self.cache.get(&key).await {
-                    Some(Slot::Object(object)) => Lookup::Found { object, key },
+                    Some(Slot::Object(object)) => Lookup::Found {
+                        object,
+                        variant: Some(key),
+                    },
                     _ => Lookup::Miss {
                         key,
                         vary_miss: true,

@@ -100,7 +100,7 @@ pub fn error_response(state: &EdgeState, err: &OriginError, fwd: Fwd) -> Respons
         HeaderValue::from(state.config.health.retry_after.0.as_secs().max(1)),
     );
     if let Ok(v) = HeaderValue::from_str(&status.render(&state.config.name)) {
-        headers.insert("cache-status", v);
+        headers.insert(super::CACHE_STATUS, v);
     }
     append_via(&mut headers, &state.via);
     let body = format!(

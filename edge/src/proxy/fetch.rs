@@ -65,7 +65,7 @@ impl FetchRequest {
             primary: ctx.key.clone(),
             key,
             headers: ctx.headers.clone(),
-            path_and_query: ctx.path_and_query.clone(),
+            path_and_query: ctx.path_and_query().to_string(),
             route: ctx.route.clone(),
             req_cc: ctx.req_cc.clone(),
             fwd,
@@ -382,7 +382,7 @@ fn build_object(
     strip_qualified_fields(&mut headers, directives, &state.store_opts);
     let surrogate_keys = take_surrogate_keys(state, &mut headers);
     headers.remove(header::AGE);
-    let upstream_status = headers.remove("cache-status");
+    let upstream_status = headers.remove(super::CACHE_STATUS);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let headers = owned_headers(&headers);
     let variant = match VarySpec::from_headers(&headers) {
@@ -434,7 +434,7 @@ fn freshen(
         surrogate_keys = base.surrogate_keys.clone();
     }
     headers.remove(header::AGE);
-    let upstream_status = headers.remove("cache-status");
+    let upstream_status = headers.remove(super::CACHE_STATUS);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(base.body.len()));
     let headers = owned_headers(&headers);
     let stale = stale_permissions(&directives);

@@ -59,7 +59,7 @@ pub fn origin_request(
     }
     append_via(&mut headers, &state.via);
     append_forwarded_for(&mut headers, client);
-    headers.insert("x-request-id", id.clone());
+    headers.insert(super::X_REQUEST_ID, id.clone());
     let mut req = Request::new(body);
     *req.method_mut() = method.clone();
     *req.uri_mut() = uri;
@@ -99,7 +99,7 @@ pub fn pass_response(
     body: EdgeBody,
     status: CacheStatus,
 ) -> Response<EdgeBody> {
-    let upstream_status = parts.headers.remove("cache-status");
+    let upstream_status = parts.headers.remove(super::CACHE_STATUS);
     strip_hop_by_hop(&mut parts.headers);
     for name in &state.strip_headers {
         parts.headers.remove(name);
@@ -113,7 +113,7 @@ pub fn pass_response(
     let ours = status.render(&state.config.name);
     let value = edgecache::http_cache::cache_status::append(upstream_status.as_ref(), &ours);
     if let Ok(v) = HeaderValue::from_str(&value) {
-        parts.headers.insert("cache-status", v);
+        parts.headers.insert(super::CACHE_STATUS, v);
     }
     Response::from_parts(parts, body)
 }

@@ -17,7 +17,9 @@ use edgecache::config::Route;
 use edgecache::http_cache::cache_control::CacheControl;
 use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
 use edgecache::http_cache::freshness::{RequestFreshness, request_allows};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -28,6 +30,11 @@ use crate::state::{Counters, EdgeState};
 use crate::store::Lookup;
 
 pub use fetch::FetchResult;
+
+/// `Cache-Status` (RFC 9211), on every answer.
+pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+/// The request id, echoed on every answer and forwarded to the origin.
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the handler knows about a request once it is normalised.
 pub struct RequestCtx<'s> {
@@ -43,14 +50,19 @@ pub struct RequestCtx<'s> {
     pub headers: HeaderMap,
     /// The host as addressed (lowercase, default port dropped).
     pub host: String,
-    /// `path?query` as received.
-    pub path_and_query: String,
     /// The primary cache key.
     pub key: CacheKey,
     /// The route whose policy applies.
     pub route: &'s Route,
     /// The request's Cache-Control.
     pub req_cc: Option<CacheControl>,
+}
+
+impl RequestCtx<'_> {
+    /// `path?query` as received (`/` for an authority-only target).
+    pub fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    }
 }
 
 /// Handles one client request end to end, inside a span carrying its id.
@@ -74,15 +86,15 @@ pub async fn handle(
     let mut resp = process(&state, req, client, id.clone())
         .instrument(span.clone())
         .await;
-    resp.headers_mut().insert("x-request-id", id);
+    resp.headers_mut().insert(X_REQUEST_ID, id);
     let cache_status = resp
         .headers()
-        .get("cache-status")
+        .get(CACHE_STATUS)
         .and_then(|v| v.to_str().ok());
     crate::metrics::request_done(resp.status().as_u16(), cache_status, started.elapsed());
     if let Some((method, path)) = access {
         let _enter = span.enter();
-        let request_id = resp.headers().get("x-request-id");
+        let request_id = resp.headers().get(X_REQUEST_ID);
         tracing::info!(
             target: "access",
             request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
@@ -100,12 +112,13 @@ pub async fn handle(
 
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("-"))
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+            HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
         })
 }
 
@@ -124,12 +137,11 @@ async fn process(
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
     else {
         return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n");
     };
-    let host = edgecache::cache_key::normalize_host("http", &raw_host);
+    let host = edgecache::cache_key::normalize_host("http", raw_host);
     let bare_host = edgecache::cache_key::host_without_port(&host);
     // An absolute-form target (or h2 :authority) naming another host than
     // Host, or a host not served here: 421, and nothing is fetched.
@@ -144,24 +156,17 @@ async fn process(
             "host not served here\n",
         );
     }
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
-    let route = state.routes.lookup(
-        edgecache::cache_key::host_without_port(&host),
-        parts.uri.path(),
-    );
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let route = state.routes.lookup(bare_host, parts.uri.path());
     let req_cc = CacheControl::from_headers(&parts.headers, &header::CACHE_CONTROL);
     let ctx = RequestCtx {
         id,
         client,
-        key: CacheKey::new("http", &host, &path_and_query),
+        key: CacheKey::from_normalized_host("http", &host, path_and_query),
         method: parts.method,
         uri: parts.uri,
         headers: parts.headers,
         host,
-        path_and_query,
         route,
         req_cc,
     };
@@ -202,7 +207,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                 };
                 return pass::forward(state, ctx, EdgeBody::Empty, status).await;
             }
-            Lookup::Found { object, key } => {
+            Lookup::Found { object, variant } => {
                 if usable_now(state, ctx, &object, now) {
                     Counters::bump(&state.counters.hits);
                     let status = CacheStatus {
@@ -212,6 +217,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                     };
                     return respond::serve_object(state, ctx, &object, status, now);
                 }
+                let key = variant.unwrap_or_else(|| ctx.key.clone());
                 if let Some(resp) = stale_while_revalidate(state, ctx, &object, &key, now) {
                     return resp;
                 }

@@ -38,7 +38,7 @@ pub async fn forward(
         &upstream.client,
         &ctx.method,
         &ctx.headers,
-        &ctx.path_and_query,
+        ctx.path_and_query(),
         body,
         &ctx.id,
         ctx.client,

@@ -8,8 +8,8 @@ use edgecache::http_cache::conditional::{Precondition, evaluate, not_modified_he
 use edgecache::http_cache::range::{RangeAnswer, evaluate_range};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
-use super::RequestCtx;
 use super::forward::append_via;
+use super::{CACHE_STATUS, RequestCtx};
 use crate::body::EdgeBody;
 use crate::object::CachedObject;
 use crate::state::EdgeState;
@@ -26,8 +26,8 @@ pub fn serve_object(
     let cache_status = cache_status_value(state, object, &status);
     let finish = |headers: &mut HeaderMap| {
         headers.insert(header::AGE, HeaderValue::from(age));
-        if let Ok(v) = HeaderValue::from_str(&cache_status) {
-            headers.insert("cache-status", v);
+        if let Ok(v) = HeaderValue::try_from(cache_status) {
+            headers.insert(CACHE_STATUS, v);
         }
         append_via(headers, &state.via);
     };
@@ -46,7 +46,13 @@ pub fn serve_object(
             Precondition::Proceed => {}
         }
     }
-    let mut headers = object.headers.clone();
+    // Sized for the fields added here and by the handler (Age,
+    // Cache-Status, Via, X-Request-Id, Content-Range): a clone would be
+    // exactly full and grow on the first insert.
+    let mut headers = HeaderMap::with_capacity(object.headers.len() + 5);
+    for (name, value) in &object.headers {
+        headers.append(name.clone(), value.clone());
+    }
     finish(&mut headers);
     let head = ctx.method == Method::HEAD;
     let len = object.body.len() as u64;
@@ -138,8 +144,8 @@ pub fn serve_streaming(
 ) -> Response<EdgeBody> {
     let mut headers = head.headers.clone();
     headers.insert(header::AGE, HeaderValue::from(head.age(now).as_secs()));
-    if let Ok(v) = HeaderValue::from_str(&cache_status_value(state, head, &status)) {
-        headers.insert("cache-status", v);
+    if let Ok(v) = HeaderValue::try_from(cache_status_value(state, head, &status)) {
+        headers.insert(CACHE_STATUS, v);
     }
     append_via(&mut headers, &state.via);
     let body = if ctx.method == Method::HEAD {

@@ -18,45 +18,30 @@
 //! Without an installed recorder (a node started inside a test process, for
 //! example) recording is a no-op and `/metrics` answers 404.
 
+mod request_stats;
+
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use edgecache::config::FailureKind;
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 
 use crate::state::EdgeState;
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+pub use request_stats::{CLASSES, REQUESTS, RequestStats};
 
-/// Latency buckets in seconds: sub-millisecond hits to multi-second misses.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder. Call once, from `main`.
 pub fn install() -> Result<(), BuildError> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("edgecache_request_duration_seconds".into()),
-            &LATENCY_BUCKETS,
-        )?
-        .install_recorder()?;
+    let handle = PrometheusBuilder::new().install_recorder()?;
     let _ = HANDLE.set(handle);
     describe();
     Ok(())
 }
 
 fn describe() {
-    metrics::describe_counter!(
-        "edgecache_requests_total",
-        "Client requests by cache outcome and response status"
-    );
-    metrics::describe_histogram!(
-        "edgecache_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Time to the response head, by cache outcome"
-    );
     metrics::describe_counter!(
         "edgecache_origin_requests_total",
         "Requests sent to the origin, heartbeats included"
@@ -98,40 +83,50 @@ fn describe() {
     );
 }
 
-/// The cache outcome of an answered request, from its status code and our
-/// `Cache-Status` entry (the last one).
-pub fn cache_class(status: u16, cache_status: Option<&str>) -> &'static str {
-    let Some(entry) = cache_status.and_then(|v| v.rsplit(',').next()) else {
-        return if status >= 400 { "error" } else { "pass" };
+/// The cache outcome of an answered request (an index into [`CLASSES`]),
+/// from its status code and our `Cache-Status` entry (the last one).
+pub fn cache_class(status: u16, cache_status: Option<&str>) -> usize {
+    const HIT: usize = 0;
+    const STALE: usize = 1;
+    const MISS: usize = 2;
+    const PASS: usize = 3;
+    const ERROR: usize = 4;
+    let Some(entry) = cache_status.map(|v| v.rsplit_once(',').map_or(v, |(_, last)| last)) else {
+        return if status >= 400 { ERROR } else { PASS };
     };
-    // Runs on every request: scan the entry's parameters without collecting.
-    let params = || entry.split(';').map(str::trim);
-    let has = |p: &str| params().any(|q| q == p);
-    if has("hit") {
-        return if has("fwd=stale") { "stale" } else { "hit" };
+    // Runs on every request: one pass over the entry's parameters.
+    let (mut hit, mut fwd_stale, mut fwd_fill, mut fwd_other, mut detail) =
+        (false, false, false, false, false);
+    for param in entry.split(';').skip(1).map(str::trim) {
+        match param {
+            "hit" => hit = true,
+            "fwd=stale" => fwd_stale = true,
+            "fwd=uri-miss" | "fwd=vary-miss" | "fwd=miss" => fwd_fill = true,
+            p if p.starts_with("fwd=") => fwd_other = true,
+            p if p.starts_with("detail=") => detail = true,
+            _ => {}
+        }
     }
-    if matches!(status, 502..=504) && params().any(|p| p.starts_with("detail=")) {
-        return "error";
+    if hit {
+        return if fwd_stale { STALE } else { HIT };
     }
-    let forwarded_for_fill = ["fwd=uri-miss", "fwd=vary-miss", "fwd=miss", "fwd=stale"];
-    if forwarded_for_fill.iter().any(|p| has(p)) {
-        "miss"
-    } else if params().any(|p| p.starts_with("fwd=")) {
-        "pass"
+    if matches!(status, 502..=504) && detail {
+        return ERROR;
+    }
+    if fwd_fill || fwd_stale {
+        MISS
+    } else if fwd_other {
+        PASS
     } else if status >= 400 {
-        "error"
+        ERROR
     } else {
-        "pass"
+        PASS
     }
 }
 
 /// Records one answered client request.
 pub fn request_done(status: u16, cache_status: Option<&str>, elapsed: Duration) {
-    let class = cache_class(status, cache_status);
-    metrics::counter!("edgecache_requests_total", "cache" => class, "code" => status.to_string())
-        .increment(1);
-    metrics::histogram!("edgecache_request_duration_seconds", "cache" => class)
-        .record(elapsed.as_secs_f64());
+    REQUESTS.record(cache_class(status, cache_status), status, elapsed);
 }
 
 /// Records one request sent to the origin.
@@ -172,39 +167,45 @@ pub async fn render(state: &EdgeState) -> Option<String> {
         });
     }
     handle.run_upkeep();
-    Some(handle.render())
+    let mut text = handle.render();
+    REQUESTS.render(&mut text);
+    Some(text)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cache_class;
+    use super::{CLASSES, cache_class};
+
+    fn class(status: u16, cache_status: Option<&str>) -> &'static str {
+        CLASSES[cache_class(status, cache_status)]
+    }
 
     #[test]
     fn classes_follow_cache_status() {
-        assert_eq!(cache_class(200, Some("edgecache; hit; ttl=5")), "hit");
+        assert_eq!(class(200, Some("edgecache; hit; ttl=5")), "hit");
         assert_eq!(
-            cache_class(
+            class(
                 200,
                 Some("edgecache; hit; fwd=stale; ttl=-3; detail=origin-unreachable")
             ),
             "stale"
         );
         assert_eq!(
-            cache_class(200, Some("edgecache; fwd=uri-miss; fwd-status=200; stored")),
+            class(200, Some("edgecache; fwd=uri-miss; fwd-status=200; stored")),
             "miss"
         );
         assert_eq!(
-            cache_class(200, Some("origin; hit, edgecache; fwd=method")),
+            class(200, Some("origin; hit, edgecache; fwd=method")),
             "pass"
         );
         assert_eq!(
-            cache_class(
+            class(
                 504,
                 Some("edgecache; fwd=uri-miss; detail=origin-unreachable")
             ),
             "error"
         );
-        assert_eq!(cache_class(421, None), "error");
-        assert_eq!(cache_class(200, None), "pass");
+        assert_eq!(class(421, None), "error");
+        assert_eq!(class(200, None), "pass");
     }
 }
