@@ -21,7 +21,7 @@ mod table;
 
 use std::path::PathBuf;
 
-pub use process::{NodeProcess, sibling_binary, stop_child};
+pub use process::{NodeProcess, package_binary, sibling_binary, stop_child};
 pub use state::{LabFile, find_lab, random_token};
 
 /// Flags of `edgecache lab`.

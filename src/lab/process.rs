@@ -139,6 +139,12 @@ fn die_with_parent(command: &mut Command) {
 /// `cargo run`, builds it first with the same profile, so the lab never runs
 /// a stale node.
 pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    package_binary(name, name)
+}
+
+/// Like [`sibling_binary`], for a binary `name` of workspace package
+/// `package` (e.g. the benchmark's `edge-bare` in `edge`).
+pub fn package_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the edgecache binary")?;
     let dir = exe
         .parent()
@@ -153,9 +159,9 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
         };
         // The first run compiles the node (a few minutes); later runs only
         // check that it is up to date. Cargo's progress goes to stderr.
-        eprintln!("edgecache: making sure `{name}` is built (cargo build -p {name})");
+        eprintln!("edgecache: making sure `{name}` is built (cargo build -p {package})");
         let status = Command::new(cargo)
-            .args(["build", "--profile", profile, "-p", name, "--bin", name])
+            .args(["build", "--profile", profile, "-p", package, "--bin", name])
             .current_dir(manifest)
             .status()
             .with_context(|| format!("building {name}"))?;

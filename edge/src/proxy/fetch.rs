@@ -384,7 +384,7 @@ fn build_object(
     headers.remove(header::AGE);
     let upstream_status = headers.remove(super::CACHE_STATUS);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let headers = owned_headers(&headers);
+    let headers = crate::object::pack_headers(&headers);
     let variant = match VarySpec::from_headers(&headers) {
         VarySpec::Fields(_) => VarySpec::from_headers(&headers).secondary_key(&req.headers),
         _ => None,
@@ -436,7 +436,7 @@ fn freshen(
     headers.remove(header::AGE);
     let upstream_status = headers.remove(super::CACHE_STATUS);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(base.body.len()));
-    let headers = owned_headers(&headers);
+    let headers = crate::object::pack_headers(&headers);
     let stale = stale_permissions(&directives);
     CachedObject {
         status: base.status,
@@ -496,19 +496,6 @@ fn take_surrogate_keys(state: &EdgeState, headers: &mut HeaderMap) -> Vec<String
         headers.remove(name);
     }
     keys
-}
-
-/// A copy of `headers` whose values own exactly their bytes. hyper parses
-/// header values as slices of its connection read buffer; storing those
-/// slices would keep a whole buffer (8 KiB and up) alive per cached object.
-fn owned_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        copy.set_sensitive(value.is_sensitive());
-        out.append(name.clone(), copy);
-    }
-    out
 }
 
 /// The rest of a streaming fill: the origin body still to read.

@@ -44,7 +44,11 @@ pub struct HitsArgs {
     pub keys: usize,
     /// Servers to compare (those that cannot be installed or started are
     /// skipped with a message).
-    #[arg(long, value_delimiter = ',', default_value = "edgecache,nginx,varnish")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "edgecache,bare,nginx,varnish"
+    )]
     pub targets: Vec<String>,
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
@@ -212,6 +216,7 @@ async fn run_in(args: &HitsArgs, scratch: &Path) -> anyhow::Result<()> {
     let origin_bin = sibling_binary("origin")?;
     let edge_bin = sibling_binary("edge")?;
     super::warn_if_debug(&edge_bin);
+    let bare_bin = crate::lab::package_binary("edge", "edge-bare")?;
     let tools = peers::ensure_tools(!args.no_install, scratch).await;
     let Some(wrk_bin) = tools.wrk.clone() else {
         bail!("wrk is not installed (apt-get install wrk) and could not be installed");
@@ -224,6 +229,7 @@ async fn run_in(args: &HitsArgs, scratch: &Path) -> anyhow::Result<()> {
     println!("origin on {origin_addr} (pid {})", origin.child.id());
     let ctx = StartContext {
         edge_bin: &edge_bin,
+        bare_bin: &bare_bin,
         tools: &tools,
         origin: origin_addr,
         cpus: &args.server_cpus,

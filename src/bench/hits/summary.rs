@@ -1,4 +1,5 @@
-//! Raw rounds, their per-target medians, and ratios to nginx.
+//! Raw rounds, their per-target medians, and ratios to nginx and to the
+//! bare hyper + moka baseline.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +56,8 @@ pub struct SummaryRow {
     pub cpu_efficiency_vs_nginx: Option<f64>,
     /// p99 / nginx's p99 (below 1 is better).
     pub p99_vs_nginx: Option<f64>,
+    /// rps / the bare baseline's rps: what the caching rules cost.
+    pub rps_vs_bare: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -107,11 +110,17 @@ pub fn summarize(
                 rps_vs_nginx: None,
                 cpu_efficiency_vs_nginx: None,
                 p99_vs_nginx: None,
+                rps_vs_bare: None,
             });
+        }
+        let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+        if let Some(bare) = group.iter().find(|r| r.target == "bare").map(|r| r.rps) {
+            for r in &mut group {
+                r.rps_vs_bare = ratio(r.rps, bare);
+            }
         }
         let nginx = group.iter().find(|r| r.target == "nginx").cloned();
         if let Some(n) = nginx {
-            let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
             for r in &mut group {
                 r.rps_vs_nginx = ratio(r.rps, n.rps);
                 r.cpu_efficiency_vs_nginx = ratio(r.requests_per_cpu_sec, n.requests_per_cpu_sec);
@@ -130,7 +139,7 @@ fn ratio_text(r: Option<f64>) -> String {
 /// Prints the summary table.
 pub fn print(rows: &[SummaryRow]) {
     println!(
-        "\n{:<8} {:<10} {:>10} {:>9} {:>9} {:>11} {:>9} {:>8} {:>9} {:>8}",
+        "\n{:<8} {:<10} {:>10} {:>9} {:>9} {:>11} {:>9} {:>8} {:>9} {:>8} {:>8}",
         "workload",
         "target",
         "req/s",
@@ -140,11 +149,12 @@ pub fn print(rows: &[SummaryRow]) {
         "peak MiB",
         "vs nginx",
         "CPU eff.",
-        "p99 rel."
+        "p99 rel.",
+        "vs bare"
     );
     for r in rows {
         println!(
-            "{:<8} {:<10} {:>10.0} {:>9} {:>9} {:>11.0} {:>9.1} {:>8} {:>9} {:>8}{}",
+            "{:<8} {:<10} {:>10.0} {:>9} {:>9} {:>11.0} {:>9.1} {:>8} {:>9} {:>8} {:>8}{}",
             r.workload,
             r.target,
             r.rps,
@@ -155,6 +165,7 @@ pub fn print(rows: &[SummaryRow]) {
             ratio_text(r.rps_vs_nginx),
             ratio_text(r.cpu_efficiency_vs_nginx),
             ratio_text(r.p99_vs_nginx),
+            ratio_text(r.rps_vs_bare),
             if r.errors + r.origin_requests > 0 {
                 format!(
                     "  ({} errors, {} origin requests)",
@@ -207,5 +218,25 @@ mod tests {
         assert_eq!(rows[0].rps_vs_nginx, Some(2.0));
         assert_eq!(rows[1].rps_vs_nginx, Some(1.0));
         assert_eq!(rows[2].rps_vs_nginx, None);
+        assert_eq!(rows[0].rps_vs_bare, None);
+    }
+
+    #[test]
+    fn ratio_to_the_bare_baseline() {
+        let runs = vec![
+            run("1k", "bare", 400.0),
+            run("1k", "edgecache", 300.0),
+            run("1k", "nginx", 200.0),
+        ];
+        let rows = summarize(
+            &runs,
+            &["1k".into()],
+            &["edgecache", "bare", "nginx"],
+            &BTreeMap::new(),
+        );
+        assert_eq!(rows[0].rps_vs_bare, Some(0.75));
+        assert_eq!(rows[0].rps_vs_nginx, Some(1.5));
+        assert_eq!(rows[1].rps_vs_bare, Some(1.0));
+        assert_eq!(rows[1].rps_vs_nginx, Some(2.0));
     }
 }

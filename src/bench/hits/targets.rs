@@ -1,5 +1,6 @@
 //! The servers under test, each on its own loopback address and pinned to
-//! the server CPUs: edgecache's edge, nginx and Varnish.
+//! the server CPUs: edgecache's edge, the bare hyper + moka baseline
+//! (`edge-bare`), nginx and Varnish.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,13 +18,14 @@ use crate::lab::NodeProcess;
 pub const ORIGIN_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 88, 1);
 
 /// The names of the targets, in default order.
-pub const ALL: [&str; 3] = ["edgecache", "nginx", "varnish"];
+pub const ALL: [&str; 4] = ["edgecache", "bare", "nginx", "varnish"];
 
 /// The loopback address of a target.
 pub fn ip_of(name: &str) -> Ipv4Addr {
     match name {
         "edgecache" => Ipv4Addr::new(127, 0, 88, 2),
         "nginx" => Ipv4Addr::new(127, 0, 88, 3),
+        "bare" => Ipv4Addr::new(127, 0, 88, 5),
         _ => Ipv4Addr::new(127, 0, 88, 4),
     }
 }
@@ -75,6 +77,8 @@ impl Target {
                     .unwrap_or("");
                 s.is_success() && cs.contains("; hit") && !cs.contains("fwd=")
             }),
+            // The baseline keeps no cache state to show: any 200 after warm-up.
+            "bare" => Arc::new(|s, _| s.is_success()),
             "nginx" => Arc::new(|s, h| {
                 s.is_success() && h.get("x-cache-status").is_some_and(|v| v == "HIT")
             }),
@@ -104,6 +108,8 @@ pub fn start_origin(origin_bin: &Path, cpus: &str) -> anyhow::Result<NodeProcess
 pub struct StartContext<'a> {
     /// The edge binary.
     pub edge_bin: &'a Path,
+    /// The bare baseline binary (`edge-bare`).
+    pub bare_bin: &'a Path,
     /// nginx, varnishd.
     pub tools: &'a Tools,
     /// The origin's address.
@@ -139,6 +145,25 @@ pub async fn start(name: &str, tag: &str, ctx: &StartContext<'_>) -> anyhow::Res
                 name: "edgecache",
                 addr: node.addr("http").context("edge address")?,
                 admin: node.addr("admin"),
+                server: Server::Node(node),
+            })
+        }
+        "bare" => {
+            let (program, mut args) = node_command(Some(ctx.cpus));
+            args.extend([
+                ctx.bare_bin.display().to_string(),
+                "--origin".into(),
+                format!("http://{}", ctx.origin),
+                "--listen".into(),
+                format!("{ip}:0"),
+                "--capacity".into(),
+                ctx.capacity.to_string(),
+            ]);
+            let node = NodeProcess::spawn("edge-bare", &program, &args, &["http"])?;
+            Ok(Target {
+                name: "bare",
+                addr: node.addr("http").context("edge-bare address")?,
+                admin: None,
                 server: Server::Node(node),
             })
         }
