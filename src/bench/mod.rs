@@ -6,6 +6,8 @@
 //! - `edgecache bench hits`: cache-hit throughput, latency, CPU per request
 //!   and memory of edgecache next to nginx (proxy_cache) and Varnish, driven
 //!   in turns by wrk with server and load generator on different CPUs.
+//! - `edgecache bench coalesce`: a cold key asked for by 1,000 clients at
+//!   once: origin requests, and how long after the first answer the last.
 //! - `edgecache bench purge`: purge propagation, from the purge request to
 //!   every edge applying it (p50 / p99), optionally over WAN-delayed
 //!   control links.
@@ -13,6 +15,7 @@
 //! Figures are only meaningful on a quiet machine.
 
 mod client;
+mod coalesce;
 mod hits;
 mod nats_server;
 mod partition;
@@ -20,6 +23,7 @@ mod purge;
 
 use std::path::PathBuf;
 
+pub use coalesce::CoalesceArgs;
 pub use hits::HitsArgs;
 pub use partition::PartitionArgs;
 pub use purge::PurgeBenchArgs;
@@ -44,6 +48,9 @@ pub enum BenchCommand {
     /// Purge propagation: from the purge request to every edge applying it,
     /// p50 / p99 over many purges.
     Purge(PurgeBenchArgs),
+    /// A cold key asked for by many clients at once: requests reaching the
+    /// origin, and the spread of the answers after the origin's.
+    Coalesce(CoalesceArgs),
 }
 
 /// Runs a benchmark.
@@ -52,6 +59,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Partition(a) => partition::run(a).await,
         BenchCommand::Hits(a) => hits::run(a).await,
         BenchCommand::Purge(a) => purge::run(a).await,
+        BenchCommand::Coalesce(a) => coalesce::run(a).await,
     }
 }
 
