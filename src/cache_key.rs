@@ -7,6 +7,14 @@ use std::fmt::Write;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey(String);
 
+/// Lookups by text in maps keyed by `CacheKey` (the purge indexes): the
+/// derived `Eq`, `Ord` and `Hash` are those of the text.
+impl std::borrow::Borrow<str> for CacheKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl CacheKey {
     /// Builds the key from the request's scheme, Host (or authority) and
     /// target. The host is lowercased and a default port dropped, so

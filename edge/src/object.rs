@@ -151,7 +151,9 @@ pub fn pack_headers(headers: &HeaderMap) -> HeaderMap {
         packed.set_sensitive(value.is_sensitive());
         out.append(name.clone(), packed);
     }
-    out
+    // A clone holds exactly its entries (about a hundred bytes per slot);
+    // the map built above keeps a quarter or more of its slots spare.
+    out.clone()
 }
 
 #[cfg(test)]

@@ -28,12 +28,11 @@ pub struct PurgeIndex {
 
 #[derive(Default)]
 struct Inner {
-    objects: BTreeMap<String, Entry>,
+    objects: BTreeMap<CacheKey, Entry>,
     tags: HashMap<String, BTreeSet<String>>,
 }
 
 struct Entry {
-    key: CacheKey,
     /// The object last stored under the key: identifies it in removal
     /// notices, and tells a dead entry apart.
     object: Weak<CachedObject>,
@@ -74,9 +73,8 @@ impl PurgeIndex {
                 .insert(key.as_str().to_string());
         }
         inner.objects.insert(
-            key.as_str().to_string(),
+            key.clone(),
             Entry {
-                key: key.clone(),
                 object: Arc::downgrade(object),
                 tags: object.surrogate_keys.clone(),
             },
@@ -132,8 +130,8 @@ impl PurgeIndex {
         inner
             .objects
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(_, e)| e.key.clone())
+            .take_while(|(k, _)| k.as_str().starts_with(prefix))
+            .map(|(k, _)| k.clone())
             .collect()
     }
 
@@ -141,8 +139,8 @@ impl PurgeIndex {
     pub fn for_url(&self, url: &str) -> Vec<CacheKey> {
         let variants = format!("{url}{VARIANT_SEPARATOR}");
         let mut keys = self.with_prefix(&variants);
-        if let Some(e) = self.lock().objects.get(url) {
-            keys.push(e.key.clone());
+        if let Some((k, _)) = self.lock().objects.get_key_value(url) {
+            keys.push(k.clone());
         }
         keys
     }
@@ -152,9 +150,9 @@ impl PurgeIndex {
         let inner = self.lock();
         inner
             .objects
-            .values()
-            .filter(|e| matches(e.key.path_and_query()))
-            .map(|e| e.key.clone())
+            .keys()
+            .filter(|k| matches(k.path_and_query()))
+            .cloned()
             .collect()
     }
 
@@ -165,18 +163,14 @@ impl PurgeIndex {
             return Vec::new();
         };
         keys.iter()
-            .filter_map(|k| inner.objects.get(k))
-            .map(|e| e.key.clone())
+            .filter_map(|k| inner.objects.get_key_value(k.as_str()))
+            .map(|(k, _)| k.clone())
             .collect()
     }
 
     /// Every indexed key.
     pub fn all(&self) -> Vec<CacheKey> {
-        self.lock()
-            .objects
-            .values()
-            .map(|e| e.key.clone())
-            .collect()
+        self.lock().objects.keys().cloned().collect()
     }
 
     /// Keys whose recorded object no longer exists anywhere: candidates for
@@ -184,9 +178,9 @@ impl PurgeIndex {
     pub fn dead(&self) -> Vec<CacheKey> {
         self.lock()
             .objects
-            .values()
-            .filter(|e| e.object.strong_count() == 0)
-            .map(|e| e.key.clone())
+            .iter()
+            .filter(|(_, e)| e.object.strong_count() == 0)
+            .map(|(k, _)| k.clone())
             .collect()
     }
 }
