@@ -100,9 +100,7 @@ pub async fn run(args: CoalesceArgs) -> anyhow::Result<()> {
     let rounds = result?;
     print(&args, &rounds);
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&rounds)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        super::write_json(path, &rounds)?;
     }
     Ok(())
 }

@@ -74,6 +74,15 @@ fn node_command(cpus: Option<&str>) -> (PathBuf, Vec<String>) {
     (PathBuf::from("/usr/bin/env"), args)
 }
 
+/// Writes a benchmark's results as pretty JSON to `path` and says so.
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::write(path, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 /// Warns when the nodes are unoptimised debug builds.
 fn warn_if_debug(node: &std::path::Path) {
     if node.parent().is_some_and(|d| d.ends_with("debug")) {

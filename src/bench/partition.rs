@@ -210,9 +210,7 @@ async fn run_in(
     let report = result?;
     print_report(&report);
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        super::write_json(path, &report)?;
     }
     Ok(())
 }

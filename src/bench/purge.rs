@@ -220,9 +220,7 @@ async fn run_backends(
     }
     print_report(&report);
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        super::write_json(path, &report)?;
     }
     if !failed.is_empty() {
         bail!("backend run(s) failed: {}", failed.join("; "));

@@ -335,9 +335,7 @@ async fn run_in(args: &HitsArgs, scratch: &Path) -> anyhow::Result<()> {
             memory: &memory_results,
             note: "servers pinned to server_cpus, wrk to load_cpus; take figures on a quiet machine",
         };
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        super::write_json(path, &report)?;
     }
     if let Some(path) = &args.plot {
         let subtitle = format!(
