@@ -61,16 +61,18 @@ fn clock_ticks() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
-/// A `Vm...:` line of /proc/PID/status, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return 0;
+/// `VmRSS` and `VmHWM` of a process in KiB, from one read of its status
+/// file (two reads could straddle its exit); `None` once it is gone.
+fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     };
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    Some((field("VmRSS:"), field("VmHWM:")))
 }
 
 /// CPU time and memory of `pid` and its descendants.
@@ -81,9 +83,12 @@ pub fn tree_stat(pid: u32) -> TreeStat {
         let Some(f) = stat_fields(p) else { continue };
         // utime and stime are fields 14 and 15 of proc(5).
         let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let Some((rss, hwm)) = memory_kib(p) else {
+            continue;
+        };
         s.cpu_secs += (t(11) + t(12)) as f64 / ticks;
-        s.rss_kib += status_kib(p, "VmRSS:");
-        s.hwm_kib += status_kib(p, "VmHWM:");
+        s.rss_kib += rss;
+        s.hwm_kib += hwm;
         s.processes += 1;
     }
     s
