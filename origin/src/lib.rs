@@ -23,6 +23,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use thiserror::Error;
 
+mod accept;
 pub mod body;
 pub mod conditional;
 pub mod control;

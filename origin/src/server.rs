@@ -18,9 +18,6 @@ use crate::handler::{State, handle};
 /// How long open connections get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
 fn builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -45,47 +42,36 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future
     let builder = Arc::new(builder());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
+    crate::accept::accept_until(
+        &listener,
+        shutdown,
+        &mut connections,
+        "http",
+        |stream, peer| {
+            let state = Arc::clone(&state);
+            let builder = Arc::clone(&builder);
+            let mut stop = stop_rx.clone();
+            async move {
+                let service = service_fn(move |req| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, Infallible>(handle(state, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let mut conn = std::pin::pin!(conn);
+                let result = tokio::select! {
+                    result = conn.as_mut() => result,
+                    _ = stop.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
                     }
                 };
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                let state = Arc::clone(&state);
-                let builder = Arc::clone(&builder);
-                let mut stop = stop_rx.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(handle(state, req).await) }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let mut conn = std::pin::pin!(conn);
-                    let result = tokio::select! {
-                        result = conn.as_mut() => result,
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
             }
-        }
-    }
+        },
+    )
+    .await;
     drop(listener);
     tracing::info!(open = connections.len(), "shutting down");
     let _ = stop_tx.send(true);

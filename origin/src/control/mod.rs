@@ -39,9 +39,6 @@ pub use auth::{PurgeToken, TOKEN_ENV, TokenError};
 /// How long a new connection has to send its first byte.
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
 /// The purge log path used when none is configured:
 /// `<system temp dir>/edgecache-purge-<control port>.log`. It survives a
 /// restart only when the control port is fixed: pass `--purge-log` for a
@@ -104,25 +101,14 @@ impl ControlServer {
     /// closes every open connection.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let mut connections = JoinSet::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(conn) => conn,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "control: accept failed");
-                            tokio::time::sleep(ACCEPT_BACKOFF).await;
-                            continue;
-                        }
-                    };
-                    let ctx = Arc::clone(&self.ctx);
-                    connections.spawn(connection(stream, peer, ctx));
-                }
-            }
-        }
+        crate::accept::accept_until(
+            &listener,
+            shutdown,
+            &mut connections,
+            "control",
+            |stream, peer| connection(stream, peer, Arc::clone(&self.ctx)),
+        )
+        .await;
         tracing::info!(open = connections.len(), "control: shutting down");
         connections.abort_all();
         while connections.join_next().await.is_some() {}
@@ -132,9 +118,6 @@ impl ControlServer {
 /// Peeks at the first byte and hands the connection to the edge protocol or
 /// to HTTP.
 async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Control>) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "control: cannot set TCP_NODELAY");
-    }
     let mut first = [0u8; 1];
     match timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
         Ok(Ok(1..)) => {}
