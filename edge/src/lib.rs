@@ -20,6 +20,7 @@ pub mod resolver;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod stored_headers;
 pub mod tls;
 
 use std::net::SocketAddr;

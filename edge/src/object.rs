@@ -5,7 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use edgecache::http_cache::freshness::{StalePermissions, current_age};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use edgecache::http_cache::vary::VarySpec;
+use http::{HeaderMap, StatusCode, header};
+
+use crate::stored_headers::StoredHeaders;
 
 /// One cached response. Immutable once stored: a revalidation that freshens
 /// it stores a new object sharing the same body buffer.
@@ -14,7 +17,7 @@ pub struct CachedObject {
     /// The stored status (200, 301, 404, ...).
     pub status: StatusCode,
     /// Stored end-to-end header fields (hop-by-hop and surrogate keys gone).
-    pub headers: HeaderMap,
+    pub headers: StoredHeaders,
     /// The complete body.
     pub body: Bytes,
     /// When the request that produced it was sent.
@@ -63,18 +66,24 @@ impl CachedObject {
 
     /// Whether the stored response has a validator for revalidation.
     pub fn has_validators(&self) -> bool {
-        self.headers.contains_key(http::header::ETAG)
-            || self.headers.contains_key(http::header::LAST_MODIFIED)
+        self.headers.contains(&header::ETAG) || self.headers.contains(&header::LAST_MODIFIED)
+    }
+
+    /// The stored response's Vary, which names what selects this variant.
+    pub fn vary_spec(&self) -> VarySpec {
+        // Most objects have no Vary: the empty map does not allocate.
+        let mut vary = HeaderMap::new();
+        for (name, value) in self.headers.iter() {
+            if *name == header::VARY {
+                vary.append(header::VARY, value);
+            }
+        }
+        VarySpec::from_headers(&vary)
     }
 
     /// Bytes it occupies in the store, for the weigher.
     pub fn weight(&self) -> u32 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 32)
-            .sum();
-        let total = self.body.len() + headers + 256;
+        let total = self.body.len() + self.headers.heap_bytes() + 256;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 
@@ -121,72 +130,5 @@ impl CachedObject {
             retain_stale: self.retain_stale,
             upstream_status: self.upstream_status.clone(),
         }
-    }
-}
-
-/// A copy of `headers` whose values are slices of one buffer holding
-/// exactly their bytes, for storing.
-///
-/// hyper parses header values as slices of its connection read buffer:
-/// storing those would keep a whole buffer (8 KiB and up) alive per object.
-/// Copying each value on its own would cost an allocation and a reference
-/// count per value, each somewhere else in memory, touched on every hit
-/// (cloning a value bumps its count). One buffer per object is one
-/// allocation and one count, on one cache line.
-pub fn pack_headers(headers: &HeaderMap) -> HeaderMap {
-    let total: usize = headers.values().map(|v| v.len()).sum();
-    let mut block = Vec::with_capacity(total);
-    for value in headers.values() {
-        block.extend_from_slice(value.as_bytes());
-    }
-    let block = Bytes::from(block);
-    let mut out = HeaderMap::with_capacity(headers.len());
-    let mut at = 0;
-    for (name, value) in headers {
-        let end = at + value.len();
-        let slice = block.slice(at..end);
-        at = end;
-        // The bytes were a valid header value a moment ago.
-        let mut packed = HeaderValue::from_maybe_shared(slice).unwrap_or_else(|_| value.clone());
-        packed.set_sensitive(value.is_sensitive());
-        out.append(name.clone(), packed);
-    }
-    // A clone holds exactly its entries (about a hundred bytes per slot);
-    // the map built above keeps a quarter or more of its slots spare.
-    out.clone()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packed_headers_keep_every_value_in_one_buffer() {
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("text/plain"));
-        headers.append("set-cookie", HeaderValue::from_static("a=1"));
-        headers.append("set-cookie", HeaderValue::from_static("b=2"));
-        let mut secret = HeaderValue::from_static("token");
-        secret.set_sensitive(true);
-        headers.insert("x-secret", secret);
-        headers.insert("x-empty", HeaderValue::from_static(""));
-
-        let packed = pack_headers(&headers);
-        let pairs = |m: &HeaderMap| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(pairs(&packed), pairs(&headers));
-        assert!(packed["x-secret"].is_sensitive());
-        assert!(!packed["content-type"].is_sensitive());
-
-        let mut next = packed["content-type"].as_bytes().as_ptr();
-        for value in packed.values().filter(|v| !v.is_empty()) {
-            assert_eq!(value.as_bytes().as_ptr(), next, "values are contiguous");
-            next = next.wrapping_add(value.len());
-        }
-        let original = headers["content-type"].as_bytes().as_ptr();
-        assert_ne!(packed["content-type"].as_bytes().as_ptr(), original);
     }
 }

@@ -32,6 +32,7 @@ use crate::health::Upstream;
 use crate::object::CachedObject;
 use crate::origin_client::{BodyRead, OriginError};
 use crate::state::{Counters, EdgeState};
+use crate::stored_headers::StoredHeaders;
 
 /// What a fill needs from the request that leads it; owned, so the fetch
 /// can outlive the client connection.
@@ -196,12 +197,12 @@ async fn fetch(
         }
         if status == StatusCode::NOT_MODIFIED {
             match validate {
-                Some(b) if validators_match(&b.headers, resp.headers()) => {
+                Some(b) if validators_match(&b.headers.to_map(0), resp.headers()) => {
                     upstream.record_success();
                     let object =
                         freshen(state, req, b, resp.headers(), request_time, response_time);
                     let object = Arc::new(object);
-                    let spec = VarySpec::from_headers(&object.headers);
+                    let spec = object.vary_spec();
                     state.store.insert(&req.primary, spec, object.clone()).await;
                     return FetchResult::Stored {
                         object,
@@ -225,12 +226,12 @@ async fn fetch(
     ))
 }
 
-fn add_validators(out: &mut HeaderMap, stored: &HeaderMap) {
-    if let Some(etag) = stored.get(header::ETAG) {
-        out.insert(header::IF_NONE_MATCH, etag.clone());
+fn add_validators(out: &mut HeaderMap, stored: &StoredHeaders) {
+    if let Some(etag) = stored.get(&header::ETAG) {
+        out.insert(header::IF_NONE_MATCH, etag);
     }
-    if let Some(lm) = stored.get(header::LAST_MODIFIED) {
-        out.insert(header::IF_MODIFIED_SINCE, lm.clone());
+    if let Some(lm) = stored.get(&header::LAST_MODIFIED) {
+        out.insert(header::IF_MODIFIED_SINCE, lm);
     }
 }
 
@@ -278,18 +279,16 @@ async fn store_or_pass(
     }
     let threshold = state.config.cache.stream_threshold.0;
     if let Some(len) = declared.filter(|len| *len >= threshold) {
-        let mut head = build_object(
+        let head = build_object(
             state,
             req,
             parts.status,
             parts.headers,
             &directives,
-            Bytes::new(),
+            Stored::Streaming(len),
             request_time,
             response_time,
         );
-        head.headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         return FetchResult::Streaming {
             head: Arc::new(head),
             body: Growing::new(),
@@ -308,12 +307,12 @@ async fn store_or_pass(
                 parts.status,
                 parts.headers,
                 &directives,
-                bytes,
+                Stored::Complete(bytes),
                 request_time,
                 response_time,
             );
             let object = Arc::new(object);
-            let spec = VarySpec::from_headers(&object.headers);
+            let spec = object.vary_spec();
             state.store.insert(&req.primary, spec, object.clone()).await;
             state.pass_keys.invalidate(&req.primary);
             FetchResult::Stored {
@@ -359,6 +358,14 @@ impl MapErrInto for http_body_util::BodyDataStream<hyper::body::Incoming> {
     }
 }
 
+/// The body an object is built with.
+enum Stored {
+    /// All of it, read.
+    Complete(Bytes),
+    /// Still arriving; this many bytes in all (Content-Length).
+    Streaming(u64),
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_object(
     state: &EdgeState,
@@ -366,7 +373,7 @@ fn build_object(
     status: StatusCode,
     mut headers: HeaderMap,
     directives: &Directives,
-    body: Bytes,
+    body: Stored,
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> CachedObject {
@@ -383,12 +390,19 @@ fn build_object(
     let surrogate_keys = take_surrogate_keys(state, &mut headers);
     headers.remove(header::AGE);
     let upstream_status = headers.remove(super::CACHE_STATUS);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let headers = crate::object::pack_headers(&headers);
+    let (body, length) = match body {
+        Stored::Complete(bytes) => {
+            let length = bytes.len() as u64;
+            (bytes, length)
+        }
+        Stored::Streaming(length) => (Bytes::new(), length),
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     let variant = match VarySpec::from_headers(&headers) {
-        VarySpec::Fields(_) => VarySpec::from_headers(&headers).secondary_key(&req.headers),
+        spec @ VarySpec::Fields(_) => spec.secondary_key(&req.headers),
         _ => None,
     };
+    let headers = StoredHeaders::from_map(&headers);
     let stale = stale_permissions(directives);
     let retain_stale = retention(state, &req.route, &stale);
     CachedObject {
@@ -417,7 +431,7 @@ fn freshen(
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> CachedObject {
-    let mut headers = base.headers.clone();
+    let mut headers = base.headers.to_map(not_modified.len());
     freshen_from_304(&mut headers, not_modified);
     let directives = Directives::from_response(&headers, &state.targets);
     let lifetime = freshness_lifetime(
@@ -436,7 +450,7 @@ fn freshen(
     headers.remove(header::AGE);
     let upstream_status = headers.remove(super::CACHE_STATUS);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(base.body.len()));
-    let headers = crate::object::pack_headers(&headers);
+    let headers = StoredHeaders::from_map(&headers);
     let stale = stale_permissions(&directives);
     CachedObject {
         status: base.status,
@@ -552,7 +566,7 @@ async fn run_stream(state: Arc<EdgeState>, primary: CacheKey, job: StreamJob, gu
     match ended {
         Ok(()) => {
             let object = Arc::new(head.with_body(growing.concat()));
-            let spec = VarySpec::from_headers(&object.headers);
+            let spec = object.vary_spec();
             state.store.insert(&primary, spec, object.clone()).await;
             state.pass_keys.invalidate(&primary);
             job.upstream.record_success();

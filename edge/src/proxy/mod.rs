@@ -402,7 +402,7 @@ async fn fill(
 /// Whether an object fetched by another request is the variant this request
 /// selects (its Vary'd headers may differ).
 fn variant_matches(object: &CachedObject, headers: &HeaderMap) -> bool {
-    let spec = edgecache::http_cache::vary::VarySpec::from_headers(&object.headers);
+    let spec = object.vary_spec();
     match (&object.variant, spec.secondary_key(headers)) {
         (None, _) => matches!(spec, edgecache::http_cache::vary::VarySpec::None),
         (Some(stored), Some(ours)) => *stored == ours,

@@ -31,10 +31,13 @@ pub fn serve_object(
         }
         append_via(headers, &state.via);
     };
+    // Sized for the fields added here and by the handler (Age,
+    // Cache-Status, Via, X-Request-Id, Content-Range).
+    let mut headers = object.headers.to_map(5);
     if object.status == StatusCode::OK {
-        match evaluate(&ctx.method, &ctx.headers, &object.headers) {
+        match evaluate(&ctx.method, &ctx.headers, &headers) {
             Precondition::NotModified => {
-                let mut headers = not_modified_headers(&object.headers);
+                let mut headers = not_modified_headers(&headers);
                 finish(&mut headers);
                 return with_parts(StatusCode::NOT_MODIFIED, headers, EdgeBody::Empty);
             }
@@ -46,18 +49,11 @@ pub fn serve_object(
             Precondition::Proceed => {}
         }
     }
-    // Sized for the fields added here and by the handler (Age,
-    // Cache-Status, Via, X-Request-Id, Content-Range): a clone would be
-    // exactly full and grow on the first insert.
-    let mut headers = HeaderMap::with_capacity(object.headers.len() + 5);
-    for (name, value) in &object.headers {
-        headers.append(name.clone(), value.clone());
-    }
     finish(&mut headers);
     let head = ctx.method == Method::HEAD;
     let len = object.body.len() as u64;
     let range = if object.status == StatusCode::OK {
-        evaluate_range(&ctx.headers, len, &object.headers)
+        evaluate_range(&ctx.headers, len, &headers)
     } else {
         RangeAnswer::Full
     };
@@ -142,7 +138,7 @@ pub fn serve_streaming(
     status: CacheStatus,
     now: SystemTime,
 ) -> Response<EdgeBody> {
-    let mut headers = head.headers.clone();
+    let mut headers = head.headers.to_map(4);
     headers.insert(header::AGE, HeaderValue::from(head.age(now).as_secs()));
     if let Ok(v) = HeaderValue::try_from(cache_status_value(state, head, &status)) {
         headers.insert(CACHE_STATUS, v);

@@ -199,7 +199,7 @@ mod tests {
     fn object(tags: &[&str]) -> Arc<CachedObject> {
         Arc::new(CachedObject {
             status: http::StatusCode::OK,
-            headers: http::HeaderMap::new(),
+            headers: crate::stored_headers::StoredHeaders::default(),
             body: bytes::Bytes::from_static(b"x"),
             request_time: SystemTime::now(),
             response_time: SystemTime::now(),

@@ -1,0 +1,263 @@
+//! The header fields of a stored response, kept compact: every value in one
+//! buffer, each field a few bytes naming its header and where its value
+//! ends.
+//!
+//! A `HeaderMap` costs about a hundred bytes per field (hash slot, name,
+//! value, links) plus its index table: for a 1 KiB object with eight fields
+//! that was as much memory again as the body. Here a field is eight bytes
+//! and the values share one allocation; a hit builds the response's
+//! `HeaderMap` from it, which it had to do anyway (a stored map is cloned
+//! into a map with room for the edge's own fields).
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+/// Field names common in responses, named by their index in a stored
+/// field: no copy of the name per object.
+static WELL_KNOWN: [HeaderName; 32] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CACHE_CONTROL,
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::DATE,
+    header::EXPIRES,
+    header::ACCEPT_RANGES,
+    header::SERVER,
+    header::VARY,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::CONTENT_DISPOSITION,
+    header::CONTENT_LOCATION,
+    header::CONTENT_SECURITY_POLICY,
+    header::LOCATION,
+    header::LINK,
+    header::PRAGMA,
+    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+    header::STRICT_TRANSPORT_SECURITY,
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::X_FRAME_OPTIONS,
+    header::X_XSS_PROTECTION,
+    header::REFERRER_POLICY,
+    header::ALT_SVC,
+    header::ACCESS_CONTROL_ALLOW_METHODS,
+    header::SET_COOKIE,
+    header::WARNING,
+    header::CONTENT_RANGE,
+    header::TRANSFER_ENCODING,
+];
+
+/// One stored field: its name and the end of its value in the buffer (the
+/// value starts where the previous field's ends).
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    /// Index into [`WELL_KNOWN`], or `WELL_KNOWN.len()` plus an index into
+    /// the object's own names.
+    name: u16,
+    /// Marked sensitive (never compressed by HPACK).
+    sensitive: bool,
+    end: u32,
+}
+
+/// The end-to-end header fields of a stored response, in the order the
+/// origin's map listed them.
+#[derive(Clone, Debug, Default)]
+pub struct StoredHeaders {
+    values: Bytes,
+    fields: Box<[Field]>,
+    /// Names not in [`WELL_KNOWN`], each once.
+    other_names: Box<[HeaderName]>,
+}
+
+impl StoredHeaders {
+    /// A compact copy of `headers`. The values are copied (never slices of
+    /// a connection's read buffer, which would keep it alive).
+    pub fn from_map(headers: &HeaderMap) -> StoredHeaders {
+        let total: usize = headers.values().map(|v| v.len()).sum();
+        let mut values = Vec::with_capacity(total);
+        let mut fields = Vec::with_capacity(headers.len());
+        let mut other_names: Vec<HeaderName> = Vec::new();
+        for (name, value) in headers {
+            let index = match WELL_KNOWN.iter().position(|known| known == name) {
+                Some(i) => i,
+                None => {
+                    let own = match other_names.iter().position(|n| n == name) {
+                        Some(i) => i,
+                        None => {
+                            other_names.push(name.clone());
+                            other_names.len() - 1
+                        }
+                    };
+                    WELL_KNOWN.len() + own
+                }
+            };
+            values.extend_from_slice(value.as_bytes());
+            let (Ok(name), Ok(end)) = (u16::try_from(index), u32::try_from(values.len())) else {
+                // Beyond any header section hyper accepts.
+                break;
+            };
+            fields.push(Field {
+                name,
+                sensitive: value.is_sensitive(),
+                end,
+            });
+        }
+        StoredHeaders {
+            values: Bytes::from(values),
+            fields: fields.into_boxed_slice(),
+            other_names: other_names.into_boxed_slice(),
+        }
+    }
+
+    /// Number of fields (a name with two values counts twice).
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Every field in stored order.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> + '_ {
+        let mut start = 0;
+        self.fields.iter().map(move |field| {
+            let end = field.end as usize;
+            let value = self.value(start, end, field.sensitive);
+            start = end;
+            (self.name(field), value)
+        })
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Whether a field named `name` is stored.
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        self.iter().any(|(n, _)| n == name)
+    }
+
+    /// The fields as a `HeaderMap` with room for `extra` more without
+    /// growing (the fields a response adds).
+    pub fn to_map(&self, extra: usize) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.fields.len() + extra);
+        for (name, value) in self.iter() {
+            map.append(name.clone(), value);
+        }
+        map
+    }
+
+    /// Bytes held on the heap, for the store's weigher.
+    pub fn heap_bytes(&self) -> usize {
+        self.values.len()
+            + self.fields.len() * std::mem::size_of::<Field>()
+            + self
+                .other_names
+                .iter()
+                .map(|n| n.as_str().len() + std::mem::size_of::<HeaderName>())
+                .sum::<usize>()
+    }
+
+    fn name(&self, field: &Field) -> &HeaderName {
+        let index = usize::from(field.name);
+        match WELL_KNOWN.get(index) {
+            Some(name) => name,
+            None => &self.other_names[index - WELL_KNOWN.len()],
+        }
+    }
+
+    fn value(&self, start: usize, end: usize, sensitive: bool) -> HeaderValue {
+        let bytes = self.values.slice(start..end);
+        // SAFETY: `values` is immutable and was filled only in `from_map`,
+        // by copying whole `HeaderValue`s; the ranges are those copies, so
+        // each holds bytes that were already checked as a field value.
+        // Checking them again would cost every hit a pass over its header
+        // bytes.
+        let mut value = unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) };
+        value.set_sensitive(sensitive);
+        value
+    }
+}
+
+impl From<&HeaderMap> for StoredHeaders {
+    fn from(headers: &HeaderMap) -> StoredHeaders {
+        StoredHeaders::from_map(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(m: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    fn sample() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        headers.append("set-cookie", HeaderValue::from_static("a=1"));
+        headers.append("set-cookie", HeaderValue::from_static("b=2"));
+        let mut secret = HeaderValue::from_static("token");
+        secret.set_sensitive(true);
+        headers.insert("x-secret", secret);
+        headers.insert("x-empty", HeaderValue::from_static(""));
+        headers.append("x-multi", HeaderValue::from_static("one"));
+        headers.append("x-multi", HeaderValue::from_static("two"));
+        headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+        headers
+    }
+
+    #[test]
+    fn round_trip_keeps_every_field_in_order() {
+        let headers = sample();
+        let stored = StoredHeaders::from_map(&headers);
+        assert_eq!(stored.len(), headers.len());
+        let map = stored.to_map(4);
+        assert_eq!(pairs(&map), pairs(&headers));
+        assert!(map["x-secret"].is_sensitive());
+        assert!(!map["content-type"].is_sensitive());
+        let multi: Vec<_> = map.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["one", "two"]);
+    }
+
+    #[test]
+    fn values_share_one_buffer_that_is_not_the_original() {
+        let headers = sample();
+        let stored = StoredHeaders::from_map(&headers);
+        let map = stored.to_map(0);
+        let mut next = map["content-type"].as_bytes().as_ptr();
+        for value in map.values().filter(|v| !v.is_empty()) {
+            assert_eq!(value.as_bytes().as_ptr(), next, "values are contiguous");
+            next = next.wrapping_add(value.len());
+        }
+        let original = headers["content-type"].as_bytes().as_ptr();
+        assert_ne!(map["content-type"].as_bytes().as_ptr(), original);
+    }
+
+    #[test]
+    fn lookups_by_name() {
+        let stored = StoredHeaders::from_map(&sample());
+        assert_eq!(stored.get(&header::ETAG).unwrap(), "\"v1\"");
+        assert_eq!(
+            stored.get(&HeaderName::from_static("x-multi")).unwrap(),
+            "one"
+        );
+        assert!(stored.contains(&HeaderName::from_static("x-empty")));
+        assert!(!stored.contains(&header::LAST_MODIFIED));
+        assert!(stored.get(&header::VARY).is_none());
+    }
+
+    #[test]
+    fn only_names_outside_the_table_are_kept_per_object() {
+        let stored = StoredHeaders::from_map(&sample());
+        let own: Vec<_> = stored.other_names.iter().map(|n| n.as_str()).collect();
+        assert_eq!(own, ["x-secret", "x-empty", "x-multi"]);
+        assert!(StoredHeaders::from_map(&HeaderMap::new()).is_empty());
+    }
+}
