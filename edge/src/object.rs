@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use edgecache::http_cache::freshness::{StalePermissions, current_age};
 use edgecache::http_cache::vary::VarySpec;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::stored_headers::StoredHeaders;
 
@@ -20,8 +20,6 @@ pub struct CachedObject {
     pub headers: StoredHeaders,
     /// The complete body.
     pub body: Bytes,
-    /// When the request that produced it was sent.
-    pub request_time: SystemTime,
     /// When its response head arrived.
     pub response_time: SystemTime,
     /// Corrected initial age (RFC 9111 §4.2.3).
@@ -30,18 +28,53 @@ pub struct CachedObject {
     pub lifetime: Duration,
     /// What the origin's directives allow about serving it stale.
     pub stale: StalePermissions,
+    /// How long past freshness the store keeps it.
+    pub retain_stale: Duration,
+    /// What only some objects have, boxed so that the common object stays
+    /// small (it is stored once per cached URL).
+    pub extras: Option<Box<ObjectExtras>>,
+}
+
+/// The rarer parts of a stored response.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectExtras {
     /// The secondary (Vary) key it was stored under, if any.
     pub variant: Option<String>,
     /// Surrogate keys (Surrogate-Key / Cache-Tag) for purging by tag.
     pub surrogate_keys: Vec<String>,
-    /// How long past freshness the store keeps it.
-    pub retain_stale: Duration,
     /// The upstream tier's Cache-Status (a shield's, in a tiered fill),
     /// shown with ours on the response that filled this object.
-    pub upstream_status: Option<http::HeaderValue>,
+    pub upstream_status: Option<HeaderValue>,
+}
+
+impl ObjectExtras {
+    /// Boxed, or nothing when there is nothing to keep.
+    pub fn boxed(self) -> Option<Box<ObjectExtras>> {
+        let empty = self.variant.is_none()
+            && self.surrogate_keys.is_empty()
+            && self.upstream_status.is_none();
+        (!empty).then(|| Box::new(self))
+    }
 }
 
 impl CachedObject {
+    /// The secondary (Vary) key it was stored under, if any.
+    pub fn variant(&self) -> Option<&str> {
+        self.extras.as_ref().and_then(|e| e.variant.as_deref())
+    }
+
+    /// Surrogate keys (Surrogate-Key / Cache-Tag) for purging by tag.
+    pub fn surrogate_keys(&self) -> &[String] {
+        self.extras.as_ref().map_or(&[], |e| &e.surrogate_keys)
+    }
+
+    /// The upstream tier's Cache-Status, if this object came through one.
+    pub fn upstream_status(&self) -> Option<&HeaderValue> {
+        self.extras
+            .as_ref()
+            .and_then(|e| e.upstream_status.as_ref())
+    }
+
     /// Current age at `now`.
     pub fn age(&self, now: SystemTime) -> Duration {
         current_age(self.initial_age, self.response_time, now)
@@ -101,15 +134,18 @@ impl CachedObject {
             status: self.status,
             headers: self.headers.clone(),
             body: self.body.clone(),
-            request_time: self.request_time,
             response_time: self.response_time,
             initial_age: self.initial_age,
             lifetime: self.lifetime.min(self.age(now)),
             stale: self.stale,
-            variant: self.variant.clone(),
-            surrogate_keys: self.surrogate_keys.clone(),
             retain_stale: self.retain_stale,
-            upstream_status: None,
+            extras: self.extras.as_ref().and_then(|e| {
+                ObjectExtras {
+                    upstream_status: None,
+                    ..ObjectExtras::clone(e)
+                }
+                .boxed()
+            }),
         }
     }
 
@@ -120,15 +156,12 @@ impl CachedObject {
             status: self.status,
             headers: self.headers.clone(),
             body,
-            request_time: self.request_time,
             response_time: self.response_time,
             initial_age: self.initial_age,
             lifetime: self.lifetime,
             stale: self.stale,
-            variant: self.variant.clone(),
-            surrogate_keys: self.surrogate_keys.clone(),
             retain_stale: self.retain_stale,
-            upstream_status: self.upstream_status.clone(),
+            extras: self.extras.clone(),
         }
     }
 }

@@ -147,7 +147,7 @@ impl Store {
 
     /// The key a response for this request would be stored under.
     pub fn storage_key(primary: &CacheKey, object: &CachedObject) -> CacheKey {
-        match &object.variant {
+        match object.variant() {
             Some(secondary) => primary.with_variant(secondary),
             None => primary.clone(),
         }
@@ -156,7 +156,7 @@ impl Store {
     /// Stores an object for a URL; `spec` is the response's Vary.
     pub async fn insert(&self, primary: &CacheKey, spec: VarySpec, object: Arc<CachedObject>) {
         let retention = object.retention(SystemTime::now());
-        if object.variant.is_none() {
+        if object.variant().is_none() {
             self.cache
                 .insert(primary.clone(), Slot::Object(object.clone()))
                 .await;

@@ -29,7 +29,7 @@ use crate::body::EdgeBody;
 use crate::coalesce::{LeaderGuard, Outcome};
 use crate::growing::Growing;
 use crate::health::Upstream;
-use crate::object::CachedObject;
+use crate::object::{CachedObject, ObjectExtras};
 use crate::origin_client::{BodyRead, OriginError};
 use crate::state::{Counters, EdgeState};
 use crate::stored_headers::StoredHeaders;
@@ -409,15 +409,17 @@ fn build_object(
         status,
         headers,
         body,
-        request_time,
         response_time,
         initial_age,
         lifetime,
         stale,
-        variant,
-        surrogate_keys,
         retain_stale,
-        upstream_status,
+        extras: ObjectExtras {
+            variant,
+            surrogate_keys,
+            upstream_status,
+        }
+        .boxed(),
     }
 }
 
@@ -445,7 +447,7 @@ fn freshen(
     strip_hop_by_hop(&mut headers);
     let mut surrogate_keys = take_surrogate_keys(state, &mut headers);
     if surrogate_keys.is_empty() {
-        surrogate_keys = base.surrogate_keys.clone();
+        surrogate_keys = base.surrogate_keys().to_vec();
     }
     headers.remove(header::AGE);
     let upstream_status = headers.remove(super::CACHE_STATUS);
@@ -456,15 +458,17 @@ fn freshen(
         status: base.status,
         headers,
         body: base.body.clone(),
-        request_time,
         response_time,
         initial_age,
         lifetime,
         stale,
-        variant: base.variant.clone(),
-        surrogate_keys,
         retain_stale: retention(state, &req.route, &stale),
-        upstream_status,
+        extras: ObjectExtras {
+            variant: base.variant().map(str::to_string),
+            surrogate_keys,
+            upstream_status,
+        }
+        .boxed(),
     }
 }
 

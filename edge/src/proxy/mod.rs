@@ -403,7 +403,7 @@ async fn fill(
 /// selects (its Vary'd headers may differ).
 fn variant_matches(object: &CachedObject, headers: &HeaderMap) -> bool {
     let spec = object.vary_spec();
-    match (&object.variant, spec.secondary_key(headers)) {
+    match (object.variant(), spec.secondary_key(headers)) {
         (None, _) => matches!(spec, edgecache::http_cache::vary::VarySpec::None),
         (Some(stored), Some(ours)) => *stored == ours,
         (Some(_), None) => false,

@@ -119,7 +119,7 @@ pub fn plain(state: &EdgeState, status: StatusCode, text: &'static str) -> Respo
 /// origin-nearest first).
 fn cache_status_value(state: &EdgeState, object: &CachedObject, status: &CacheStatus) -> String {
     let ours = status.render(&state.config.name);
-    match &object.upstream_status {
+    match object.upstream_status() {
         Some(upstream) if status.stored || status.collapsed => {
             edgecache::http_cache::cache_status::append(Some(upstream), &ours)
         }

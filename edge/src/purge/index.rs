@@ -65,7 +65,7 @@ impl PurgeIndex {
     pub fn record(&self, key: &CacheKey, object: &Arc<CachedObject>) {
         let mut inner = self.lock();
         inner.remove(key.as_str());
-        for tag in &object.surrogate_keys {
+        for tag in object.surrogate_keys() {
             inner
                 .tags
                 .entry(tag.clone())
@@ -76,7 +76,7 @@ impl PurgeIndex {
             key.clone(),
             Entry {
                 object: Arc::downgrade(object),
-                tags: object.surrogate_keys.clone(),
+                tags: object.surrogate_keys().to_vec(),
             },
         );
     }
@@ -201,7 +201,6 @@ mod tests {
             status: http::StatusCode::OK,
             headers: crate::stored_headers::StoredHeaders::default(),
             body: bytes::Bytes::from_static(b"x"),
-            request_time: SystemTime::now(),
             response_time: SystemTime::now(),
             initial_age: Duration::ZERO,
             lifetime: Duration::from_secs(60),
@@ -210,10 +209,12 @@ mod tests {
                 stale_while_revalidate: None,
                 stale_if_error: None,
             },
-            variant: None,
-            surrogate_keys: tags.iter().map(|t| t.to_string()).collect(),
             retain_stale: Duration::ZERO,
-            upstream_status: None,
+            extras: crate::object::ObjectExtras {
+                surrogate_keys: tags.iter().map(|t| t.to_string()).collect(),
+                ..Default::default()
+            }
+            .boxed(),
         })
     }
 
