@@ -36,6 +36,10 @@ pub struct CoalesceArgs {
     /// CPUs the edge is pinned to (taskset -c).
     #[arg(long, default_value = "0")]
     pub edge_cpus: String,
+    /// CPUs the clients run on, one thread (a list like `1` or `1-3`;
+    /// keep them off the edge's, or the clients measure themselves).
+    #[arg(long, default_value = "1")]
+    pub client_cpus: String,
     /// Write the rounds as JSON.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -70,6 +74,7 @@ pub async fn run(args: CoalesceArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!((1..=100).contains(&args.rounds), "--rounds must be 1..=100");
     raise_open_files(args.clients as u64 + 256);
+    let client_cpus = parse_cpu_list(&args.client_cpus)?;
     let origin_bin = sibling_binary("origin")?;
     let edge_bin = sibling_binary("edge")?;
     super::warn_if_debug(&edge_bin);
@@ -94,7 +99,21 @@ pub async fn run(args: CoalesceArgs) -> anyhow::Result<()> {
         format!("{edge_ip}:0"),
     ]);
     let mut edge = NodeProcess::spawn("edge", &program, &edge_args, &["http", "admin"])?;
-    let result = measure(&args, &edge, origin_addr).await;
+    // The clients get a thread of their own on their own CPUs: on the
+    // runtime that started the nodes they could run next to the edge.
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                pin_current_thread(&client_cpus)?;
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("building the clients' runtime")?
+                    .block_on(measure(&args, &edge, origin_addr))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the clients' thread panicked")))
+    });
     edge.stop(Duration::from_secs(3));
     origin.stop(Duration::from_secs(3));
     let rounds = result?;
@@ -142,11 +161,14 @@ async fn measure(
         for mut stream in streams {
             let mut go = go_rx.clone();
             let request = request.clone();
+            // Allocated before the start: the answers are read into it
+            // without zeroing or growing it.
+            let mut buf = Vec::with_capacity(size as usize + 4096);
             tasks.spawn(async move {
                 let _ = go.wait_for(|go| *go).await;
                 let answer = async {
                     stream.write_all(&request).await.ok()?;
-                    read_answer(&mut stream, size).await
+                    read_answer(&mut stream, &mut buf, size).await
                 };
                 tokio::time::timeout(Duration::from_secs(30), answer)
                     .await
@@ -197,17 +219,17 @@ async fn measure(
 
 /// Reads one HTTP/1.1 answer; the instant it was complete, when it was a
 /// 200 with a `size`-byte body.
-async fn read_answer(stream: &mut TcpStream, size: u64) -> Option<Instant> {
-    let mut buf = Vec::with_capacity(size as usize + 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+async fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>, size: u64) -> Option<Instant> {
     let mut head_len = None;
     // Bounded: the head is at most 64 KiB and the body `size` bytes.
     while buf.len() < 64 * 1024 + size as usize {
-        let n = stream.read(&mut chunk).await.ok()?;
+        if buf.len() == buf.capacity() {
+            buf.reserve(16 * 1024);
+        }
+        let n = stream.read_buf(buf).await.ok()?;
         if n == 0 {
             return None;
         }
-        buf.extend_from_slice(&chunk[..n]);
         if head_len.is_none() {
             head_len = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
         }
@@ -271,6 +293,47 @@ fn print(args: &CoalesceArgs, rounds: &[CoalesceRound]) {
     );
 }
 
+/// Parses a CPU list as taskset takes it: `1`, `0,2`, `1-3`.
+fn parse_cpu_list(list: &str) -> anyhow::Result<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("--client-cpus: {part:?} is not a CPU or a range like 1-3");
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().with_context(bad)?, b.parse().with_context(bad)?),
+            None => {
+                let cpu: usize = part.parse().with_context(bad)?;
+                (cpu, cpu)
+            }
+        };
+        anyhow::ensure!(first <= last && last < 1024, "{}", bad());
+        cpus.extend(first..=last);
+    }
+    anyhow::ensure!(!cpus.is_empty(), "--client-cpus names no CPU");
+    Ok(cpus)
+}
+
+/// Pins the calling thread to `cpus`.
+fn pin_current_thread(cpus: &[usize]) -> anyhow::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays within
+    // it for CPUs below CPU_SETSIZE (checked); sched_setaffinity reads the
+    // set for the calling thread (pid 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            anyhow::ensure!(
+                cpu < libc::CPU_SETSIZE as usize,
+                "CPU {cpu} is out of range"
+            );
+            libc::CPU_SET(cpu, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            let err = std::io::Error::last_os_error();
+            anyhow::bail!("pinning the clients to CPUs {cpus:?}: {err}");
+        }
+    }
+    Ok(())
+}
+
 /// Raises the soft limit on open files towards `want` (one per client
 /// connection), within the hard limit.
 fn raise_open_files(want: u64) {
@@ -290,7 +353,16 @@ fn raise_open_files(want: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::content_length;
+    use super::{content_length, parse_cpu_list};
+
+    #[test]
+    fn cpu_lists_are_read_like_taskset() {
+        assert_eq!(parse_cpu_list("1").unwrap(), [1]);
+        assert_eq!(parse_cpu_list("0,2-3").unwrap(), [0, 2, 3]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
 
     #[test]
     fn content_length_is_read_case_blind() {
