@@ -1,6 +1,7 @@
 //! Cache keys: the primary key of a request (scheme, host, path, query).
 //! Vary'd request headers form the secondary key (see `http_cache::vary`).
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The primary cache key of a request, e.g. `http://cdn.example/a.css?v=1`.
@@ -61,6 +62,14 @@ impl CacheKey {
         &self.0
     }
 
+    /// The host part of the key, as normalised (lowercase, no default
+    /// port).
+    pub fn host(&self) -> &str {
+        let after_scheme = self.0.find("://").map_or(0, |i| i + 3);
+        let rest = &self.0[after_scheme..];
+        rest.find('/').map_or(rest, |i| &rest[..i])
+    }
+
     /// The path (and query) part of the key.
     pub fn path_and_query(&self) -> &str {
         let after_scheme = self.0.find("://").map_or(0, |i| i + 3);
@@ -77,16 +86,21 @@ impl std::fmt::Display for CacheKey {
 }
 
 /// Lowercases a host and drops the scheme's default port.
-pub fn normalize_host(scheme: &str, host: &str) -> String {
-    let mut host = host.trim().to_ascii_lowercase();
+///
+/// Borrows when there is nothing to change (the usual case: no copy per
+/// request).
+pub fn normalize_host<'h>(scheme: &str, host: &'h str) -> Cow<'h, str> {
     let default_port = match scheme {
         "https" => ":443",
         _ => ":80",
     };
-    if host.ends_with(default_port) {
-        host.truncate(host.len() - default_port.len());
+    let host = host.trim();
+    let host = host.strip_suffix(default_port).unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
     }
-    host
 }
 
 /// The host of a `Host` value without its port (IPv6 literals keep brackets).
@@ -112,6 +126,10 @@ mod tests {
             CacheKey::new("http", "x:8080", "/").as_str(),
             "http://x:8080/"
         );
+        assert!(matches!(normalize_host("http", "x.test"), Cow::Borrowed("x.test")));
+        assert_eq!(normalize_host("http", " X.test:80 "), "x.test");
+        assert_eq!(CacheKey::new("http", "X:8080", "/a").host(), "x:8080");
+        assert_eq!(CacheKey::new("http", "x", "").host(), "x");
     }
 
     #[test]

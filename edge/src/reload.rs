@@ -53,7 +53,6 @@ impl EdgeState {
         let mut next = EdgeState::new(config)?;
         next.store = self.store.clone();
         next.inflight = self.inflight.clone();
-        next.pass_keys = self.pass_keys.clone();
         next.counters = self.counters.clone();
         next.started = self.started;
         // The purge link (applied sequence, lag) belongs to the node.

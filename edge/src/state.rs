@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use edgecache::cache_key::CacheKey;
 use edgecache::config::{EdgeConfig, RouteTable, SetCookieSetting};
 use edgecache::http_cache::storable::{SetCookiePolicy, StoreOptions};
 use http::{HeaderName, HeaderValue};
@@ -83,8 +82,6 @@ pub struct EdgeState {
     pub store: Store,
     /// Fetches in flight, for coalescing.
     pub inflight: Arc<Inflight>,
-    /// Keys recently found uncacheable (hit-for-pass).
-    pub pass_keys: moka::sync::Cache<CacheKey, ()>,
     /// The primary origin, then the backup (if configured).
     pub upstreams: Vec<Arc<Upstream>>,
     /// Storage rules.
@@ -133,10 +130,6 @@ impl EdgeState {
             routes: config.route_table(),
             store: Store::new(config.cache.capacity.0),
             inflight: Arc::new(Inflight::default()),
-            pass_keys: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(config.cache.hit_for_pass.0.max(Duration::from_millis(1)))
-                .build(),
             upstreams,
             store_opts,
             targets: header_names(&config.cache.targeted_fields),

@@ -13,14 +13,21 @@ use moka::future::Cache;
 use crate::object::CachedObject;
 use crate::purge::index::PurgeIndex;
 
-/// What sits under a key: an object, or (for Vary'd URLs) a marker that
-/// names the varying fields and the variant keys stored for this URL.
+/// What sits under a key: an object, (for Vary'd URLs) a marker that
+/// names the varying fields and the variant keys stored for this URL, or a
+/// hit-for-pass marker.
 #[derive(Clone)]
 pub enum Slot {
     /// A stored response.
     Object(Arc<CachedObject>),
     /// The URL's responses vary; look up the variant key.
     Variants(Arc<VariantSet>),
+    /// The URL's last answer could not be stored: requests go straight to
+    /// the origin, without waiting on each other, for this long. Kept in
+    /// the same table as the objects (as Varnish keeps its hit-for-pass
+    /// objects) so that a lookup is one probe, and storing an object for
+    /// the URL replaces it.
+    Pass(Duration),
 }
 
 /// The Vary marker of one URL.
@@ -52,6 +59,8 @@ pub enum Lookup {
     },
     /// The URL answers `Vary: *`: never served from the cache.
     Uncacheable,
+    /// The URL is marked hit-for-pass.
+    Pass,
 }
 
 /// The edge's cache store.
@@ -83,6 +92,7 @@ fn slot_retention(slot: &Slot) -> Duration {
     match slot {
         Slot::Object(o) => o.retention(SystemTime::now()),
         Slot::Variants(v) => v.retention,
+        Slot::Pass(ttl) => *ttl,
     }
 }
 
@@ -96,6 +106,7 @@ impl Store {
             .weigher(|_k: &CacheKey, v: &Slot| match v {
                 Slot::Object(o) => o.weight(),
                 Slot::Variants(_) => 256,
+                Slot::Pass(_) => 64,
             })
             .expire_after(SlotExpiry)
             .eviction_listener(move |key, slot, cause| {
@@ -126,6 +137,7 @@ impl Store {
                 object,
                 variant: None,
             },
+            Some(Slot::Pass(_)) => Lookup::Pass,
             Some(Slot::Variants(set)) => {
                 let Some(secondary) = set.spec.secondary_key(req_headers) else {
                     return Lookup::Uncacheable;
@@ -195,10 +207,21 @@ impl Store {
         self.index.record(&key, &object);
     }
 
-    /// Removes a URL and all its variants; returns how many objects went.
+    /// Marks a URL hit-for-pass for `ttl`, in place of what it held.
+    pub async fn mark_pass(&self, primary: &CacheKey, ttl: Duration) {
+        // Its variants would be unreachable behind the marker.
+        if let Some(Slot::Variants(_)) = self.cache.get(primary).await {
+            self.remove_url(primary).await;
+        }
+        let ttl = ttl.max(Duration::from_millis(1));
+        self.cache.insert(primary.clone(), Slot::Pass(ttl)).await;
+    }
+
+    /// Removes a URL and all its variants (and a hit-for-pass marker);
+    /// returns how many objects went.
     pub async fn remove_url(&self, primary: &CacheKey) -> usize {
         match self.cache.remove(primary).await {
-            None => 0,
+            None | Some(Slot::Pass(_)) => 0,
             Some(Slot::Object(_)) => 1,
             Some(Slot::Variants(set)) => {
                 let keys = set.keys.lock().map(|k| k.clone()).unwrap_or_default();

@@ -261,7 +261,7 @@ async fn store_or_pass(
         ..CacheStatus::default()
     };
     if let Err(reason) = storable {
-        state.pass_keys.insert(req.primary.clone(), ());
+        state.store.mark_pass(&req.primary, state.config.cache.hit_for_pass.0).await;
         tracing::debug!(key = %req.key, reason = reason.reason(), "not storable: hit-for-pass");
         let status = pass_status(reason.reason());
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
@@ -273,7 +273,7 @@ async fn store_or_pass(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        state.pass_keys.insert(req.primary.clone(), ());
+        state.store.mark_pass(&req.primary, state.config.cache.hit_for_pass.0).await;
         let status = pass_status("too-large");
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
     }
@@ -314,14 +314,13 @@ async fn store_or_pass(
             let object = Arc::new(object);
             let spec = object.vary_spec();
             state.store.insert(&req.primary, spec, object.clone()).await;
-            state.pass_keys.invalidate(&req.primary);
             FetchResult::Stored {
                 object,
                 fwd_status: parts.status.as_u16(),
             }
         }
         BodyRead::TooLarge(head, rest) => {
-            state.pass_keys.insert(req.primary.clone(), ());
+            state.store.mark_pass(&req.primary, state.config.cache.hit_for_pass.0).await;
             let first = stream::iter(
                 head.into_iter()
                     .map(|b| Ok::<_, crate::body::BoxError>(http_body::Frame::data(b))),
@@ -572,7 +571,6 @@ async fn run_stream(state: Arc<EdgeState>, primary: CacheKey, job: StreamJob, gu
             let object = Arc::new(head.with_body(growing.concat()));
             let spec = object.vary_spec();
             state.store.insert(&primary, spec, object.clone()).await;
-            state.pass_keys.invalidate(&primary);
             job.upstream.record_success();
             growing.finish(Ok(()));
             guard.finish(Outcome::Stored { object, fwd_status });

@@ -48,8 +48,6 @@ pub struct RequestCtx<'s> {
     pub uri: Uri,
     /// The request's header fields.
     pub headers: HeaderMap,
-    /// The host as addressed (lowercase, default port dropped).
-    pub host: String,
     /// The primary cache key.
     pub key: CacheKey,
     /// The route whose policy applies.
@@ -166,7 +164,6 @@ async fn process(
         method: parts.method,
         uri: parts.uri,
         headers: parts.headers,
-        host,
         route,
         req_cc,
     };
@@ -187,18 +184,18 @@ async fn process(
 
 /// GET and HEAD: serve from the cache when allowed, else fetch once per key.
 async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBody> {
-    if state.pass_keys.contains_key(&ctx.key) {
-        let status = CacheStatus {
-            fwd: Some(Fwd::Bypass),
-            detail: Some("hit-for-pass".into()),
-            ..CacheStatus::default()
-        };
-        return pass::forward(state, ctx, EdgeBody::Empty, status).await;
-    }
     // A waiter that got another variant than its own looks up again; bounded.
     for _ in 0..3 {
         let now = SystemTime::now();
         match state.store.lookup(&ctx.key, &ctx.headers).await {
+            Lookup::Pass => {
+                let status = CacheStatus {
+                    fwd: Some(Fwd::Bypass),
+                    detail: Some("hit-for-pass".into()),
+                    ..CacheStatus::default()
+                };
+                return pass::forward(state, ctx, EdgeBody::Empty, status).await;
+            }
             Lookup::Uncacheable => {
                 let status = CacheStatus {
                     fwd: Some(Fwd::UriMiss),
