@@ -164,6 +164,42 @@ async fn no_store_and_private_are_never_stored() {
 }
 
 #[tokio::test]
+async fn uncacheable_url_is_marked_hit_for_pass_and_not_coalesced() {
+    let p = pair();
+    let url = format!(
+        "{}/_gen/100/hfp?cc=no-store&delay_ms=200",
+        p.edge.url("http")
+    );
+    let first = get(&url).await;
+    assert!(
+        cache_status(&first).contains("fwd=uri-miss") && cache_status(&first).contains("no-store"),
+        "{}",
+        cache_status(&first)
+    );
+    let before = origin_requests(&p.origin).await;
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert_eq!(r.status(), 200);
+        let cs = cache_status(&r);
+        assert!(
+            cs.contains("fwd=bypass") && cs.contains("detail=hit-for-pass"),
+            "{cs}"
+        );
+    }
+    assert_eq!(
+        origin_requests(&p.origin).await,
+        before + 5,
+        "each marked request went to the origin on its own"
+    );
+}
+
+#[tokio::test]
 async fn post_invalidates_the_target() {
     let p = pair();
     let url = format!("{}/a.css", p.edge.url("http"));

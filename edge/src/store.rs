@@ -251,3 +251,91 @@ impl Store {
         self.cache.run_pending_tasks().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stored_headers::StoredHeaders;
+    use edgecache::http_cache::freshness::StalePermissions;
+
+    fn object(variant: Option<&str>) -> Arc<CachedObject> {
+        Arc::new(CachedObject {
+            status: http::StatusCode::OK,
+            headers: StoredHeaders::default(),
+            body: bytes::Bytes::from_static(b"x"),
+            response_time: SystemTime::now(),
+            initial_age: Duration::ZERO,
+            lifetime: Duration::from_secs(60),
+            stale: StalePermissions {
+                forbidden: false,
+                stale_while_revalidate: None,
+                stale_if_error: None,
+            },
+            retain_stale: Duration::ZERO,
+            extras: crate::object::ObjectExtras {
+                variant: variant.map(str::to_string),
+                ..Default::default()
+            }
+            .boxed(),
+        })
+    }
+
+    fn key(path: &str) -> CacheKey {
+        CacheKey::new("http", "x.test", path)
+    }
+
+    #[tokio::test]
+    async fn a_pass_marker_answers_lookups_until_an_object_replaces_it() {
+        let store = Store::new(1 << 20);
+        let k = key("/a");
+        store.mark_pass(&k, Duration::from_secs(30)).await;
+        assert!(matches!(
+            store.lookup(&k, &HeaderMap::new()).await,
+            Lookup::Pass
+        ));
+        store.insert(&k, VarySpec::None, object(None)).await;
+        assert!(matches!(
+            store.lookup(&k, &HeaderMap::new()).await,
+            Lookup::Found { variant: None, .. }
+        ));
+        store.mark_pass(&k, Duration::from_secs(30)).await;
+        assert_eq!(store.remove_url(&k).await, 0, "a marker is not an object");
+        assert!(matches!(
+            store.lookup(&k, &HeaderMap::new()).await,
+            Lookup::Miss {
+                vary_miss: false,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_pass_marker_drops_the_urls_variants() {
+        let store = Store::new(1 << 20);
+        let k = key("/v");
+        let mut resp = HeaderMap::new();
+        resp.insert(http::header::VARY, "accept-language".parse().unwrap());
+        let spec = VarySpec::from_headers(&resp);
+        let mut req = HeaderMap::new();
+        req.insert(http::header::ACCEPT_LANGUAGE, "en".parse().unwrap());
+        let secondary = spec.secondary_key(&req).unwrap();
+        store.insert(&k, spec, object(Some(&secondary))).await;
+        let variant_key = k.with_variant(&secondary);
+        assert!(matches!(store.lookup(&k, &req).await, Lookup::Found { .. }));
+        store.mark_pass(&k, Duration::from_secs(30)).await;
+        assert!(matches!(store.lookup(&k, &req).await, Lookup::Pass));
+        assert!(store.cache().get(&variant_key).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pass_marker_expires() {
+        let store = Store::new(1 << 20);
+        let k = key("/t");
+        store.mark_pass(&k, Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(matches!(
+            store.lookup(&k, &HeaderMap::new()).await,
+            Lookup::Miss { .. }
+        ));
+    }
+}
