@@ -126,7 +126,10 @@ mod tests {
             CacheKey::new("http", "x:8080", "/").as_str(),
             "http://x:8080/"
         );
-        assert!(matches!(normalize_host("http", "x.test"), Cow::Borrowed("x.test")));
+        assert!(matches!(
+            normalize_host("http", "x.test"),
+            Cow::Borrowed("x.test")
+        ));
         assert_eq!(normalize_host("http", " X.test:80 "), "x.test");
         assert_eq!(CacheKey::new("http", "X:8080", "/a").host(), "x:8080");
         assert_eq!(CacheKey::new("http", "x", "").host(), "x");

@@ -91,19 +91,24 @@ pub fn cache_class(status: u16, cache_status: Option<&str>) -> usize {
     const MISS: usize = 2;
     const PASS: usize = 3;
     const ERROR: usize = 4;
-    let Some(entry) = cache_status.map(|v| v.rsplit_once(',').map_or(v, |(_, last)| last)) else {
+    let Some(value) = cache_status.map(str::as_bytes) else {
         return if status >= 400 { ERROR } else { PASS };
     };
-    // Runs on every request: one pass over the entry's parameters.
+    let entry = match value.iter().rposition(|b| *b == b',') {
+        Some(comma) => &value[comma + 1..],
+        None => value,
+    };
+    // Runs on every request: one pass over the entry's parameters, as
+    // bytes (the value is ASCII; no character decoding).
     let (mut hit, mut fwd_stale, mut fwd_fill, mut fwd_other, mut detail) =
         (false, false, false, false, false);
-    for param in entry.split(';').skip(1).map(str::trim) {
+    for param in entry.split(|b| *b == b';').skip(1).map(<[u8]>::trim_ascii) {
         match param {
-            "hit" => hit = true,
-            "fwd=stale" => fwd_stale = true,
-            "fwd=uri-miss" | "fwd=vary-miss" | "fwd=miss" => fwd_fill = true,
-            p if p.starts_with("fwd=") => fwd_other = true,
-            p if p.starts_with("detail=") => detail = true,
+            b"hit" => hit = true,
+            b"fwd=stale" => fwd_stale = true,
+            b"fwd=uri-miss" | b"fwd=vary-miss" | b"fwd=miss" => fwd_fill = true,
+            p if p.starts_with(b"fwd=") => fwd_other = true,
+            p if p.starts_with(b"detail=") => detail = true,
             _ => {}
         }
     }

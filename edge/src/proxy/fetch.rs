@@ -261,7 +261,10 @@ async fn store_or_pass(
         ..CacheStatus::default()
     };
     if let Err(reason) = storable {
-        state.store.mark_pass(&req.primary, state.config.cache.hit_for_pass.0).await;
+        state
+            .store
+            .mark_pass(&req.primary, state.config.cache.hit_for_pass.0)
+            .await;
         tracing::debug!(key = %req.key, reason = reason.reason(), "not storable: hit-for-pass");
         let status = pass_status(reason.reason());
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
@@ -273,7 +276,10 @@ async fn store_or_pass(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        state.store.mark_pass(&req.primary, state.config.cache.hit_for_pass.0).await;
+        state
+            .store
+            .mark_pass(&req.primary, state.config.cache.hit_for_pass.0)
+            .await;
         let status = pass_status("too-large");
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
     }
@@ -320,7 +326,10 @@ async fn store_or_pass(
             }
         }
         BodyRead::TooLarge(head, rest) => {
-            state.store.mark_pass(&req.primary, state.config.cache.hit_for_pass.0).await;
+            state
+                .store
+                .mark_pass(&req.primary, state.config.cache.hit_for_pass.0)
+                .await;
             let first = stream::iter(
                 head.into_iter()
                     .map(|b| Ok::<_, crate::body::BoxError>(http_body::Frame::data(b))),

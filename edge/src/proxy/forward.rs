@@ -69,15 +69,19 @@ pub fn origin_request(
 
 /// Appends our entry to the Via list.
 pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
-    let value = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(existing) => HeaderValue::from_str(&format!(
-            "{existing}, {}",
-            via.to_str().unwrap_or("1.1 edgecache")
-        ))
-        .unwrap_or_else(|_| via.clone()),
-        None => via.clone(),
-    };
-    headers.insert(header::VIA, value);
+    // One hash and probe: this runs on every answer.
+    match headers.entry(header::VIA) {
+        http::header::Entry::Vacant(slot) => {
+            slot.insert(via.clone());
+        }
+        http::header::Entry::Occupied(mut slot) => {
+            let combined = slot.get().to_str().ok().and_then(|existing| {
+                let ours = via.to_str().unwrap_or("1.1 edgecache");
+                HeaderValue::from_str(&format!("{existing}, {ours}")).ok()
+            });
+            slot.insert(combined.unwrap_or_else(|| via.clone()));
+        }
+    }
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {

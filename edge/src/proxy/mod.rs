@@ -170,19 +170,29 @@ async fn process(
     match ctx.method {
         Method::GET | Method::HEAD => cached(state, &ctx).await,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
-            pass::unsafe_method(state, &ctx, body).await
+            Box::pin(pass::unsafe_method(state, &ctx, body)).await
         }
         _ => {
             let status = CacheStatus {
                 fwd: Some(Fwd::Method),
                 ..CacheStatus::default()
             };
-            pass::forward(state, &ctx, pass::request_body(state, &ctx, body), status).await
+            Box::pin(pass::forward(
+                state,
+                &ctx,
+                pass::request_body(state, &ctx, body),
+                status,
+            ))
+            .await
         }
     }
 }
 
 /// GET and HEAD: serve from the cache when allowed, else fetch once per key.
+///
+/// The paths that reach the origin are boxed: their futures hold a whole
+/// origin exchange, and unboxed they would make every request's future as
+/// large, moved (copied) several times per request on the way into hyper.
 async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBody> {
     // A waiter that got another variant than its own looks up again; bounded.
     for _ in 0..3 {
@@ -194,7 +204,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                     detail: Some("hit-for-pass".into()),
                     ..CacheStatus::default()
                 };
-                return pass::forward(state, ctx, EdgeBody::Empty, status).await;
+                return Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status)).await;
             }
             Lookup::Uncacheable => {
                 let status = CacheStatus {
@@ -202,7 +212,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                     detail: Some("vary-star".into()),
                     ..CacheStatus::default()
                 };
-                return pass::forward(state, ctx, EdgeBody::Empty, status).await;
+                return Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status)).await;
             }
             Lookup::Found { object, variant } => {
                 if usable_now(state, ctx, &object, now) {
@@ -218,7 +228,8 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                 if let Some(resp) = stale_while_revalidate(state, ctx, &object, &key, now) {
                     return resp;
                 }
-                if let Some(resp) = fill(state, ctx, key, Some(object), Fwd::Stale).await {
+                if let Some(resp) = Box::pin(fill(state, ctx, key, Some(object), Fwd::Stale)).await
+                {
                     return resp;
                 }
             }
@@ -228,7 +239,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                 } else {
                     Fwd::UriMiss
                 };
-                if let Some(resp) = fill(state, ctx, key, None, fwd).await {
+                if let Some(resp) = Box::pin(fill(state, ctx, key, None, fwd)).await {
                     return resp;
                 }
             }
@@ -238,7 +249,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
         fwd: Some(Fwd::Miss),
         ..CacheStatus::default()
     };
-    pass::forward(state, ctx, EdgeBody::Empty, status).await
+    Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status)).await
 }
 
 /// Whether a stored object may answer this request without the origin.
