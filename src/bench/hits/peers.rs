@@ -123,7 +123,9 @@ pub fn free_port(ip: std::net::Ipv4Addr) -> anyhow::Result<SocketAddr> {
 /// nginx.conf for a caching reverse proxy: one worker, an in-memory keys
 /// zone, bodies in the cache directory, keep-alive to the origin, and the
 /// origin's Cache-Control deciding freshness (proxy_cache_valid only applies
-/// when the origin sends none).
+/// when the origin sends none). Tuned as a cache server runs it: `sendfile`
+/// and `tcp_nopush` (Debian's default nginx.conf) and an open file cache
+/// for the cache files (without them it answered 13-23% fewer hits here).
 pub fn nginx_conf(dir: &Path, listen: SocketAddr, origin: SocketAddr) -> String {
     let d = dir.display();
     format!(
@@ -136,6 +138,10 @@ error_log {d}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=20000 inactive=60s;
+    open_file_cache_valid 60s;
     keepalive_requests 10000000;
     keepalive_timeout 120s;
     client_body_temp_path {d}/client_temp;
