@@ -2,11 +2,16 @@
 //! Vary'd request headers form the secondary key (see `http_cache::vary`).
 
 use std::borrow::Cow;
-use std::fmt::Write;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 /// The primary cache key of a request, e.g. `http://cdn.example/a.css?v=1`.
+///
+/// The text is shared: the store, the purge index and the fetch in flight
+/// hold the same allocation (a stored small object would otherwise carry
+/// its key's text twice).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CacheKey(String);
+pub struct CacheKey(Arc<str>);
 
 /// Lookups by text in maps keyed by `CacheKey` (the purge indexes): the
 /// derived `Eq`, `Ord` and `Hash` are those of the text.
@@ -26,19 +31,12 @@ impl CacheKey {
 
     /// Like [`CacheKey::new`], for a host already through [`normalize_host`].
     pub fn from_normalized_host(scheme: &str, host: &str, path_and_query: &str) -> CacheKey {
-        let mut key = String::with_capacity(scheme.len() + 3 + host.len() + path_and_query.len());
-        key.push_str(scheme);
-        key.push_str("://");
-        key.push_str(host);
-        if path_and_query.is_empty() {
-            key.push('/');
+        let slash = if path_and_query.starts_with('/') {
+            ""
         } else {
-            if !path_and_query.starts_with('/') {
-                key.push('/');
-            }
-            key.push_str(path_and_query);
-        }
-        CacheKey(key)
+            "/"
+        };
+        CacheKey::concat(&[scheme, "://", host, slash, path_and_query])
     }
 
     /// The key for a request given its `http::Uri` and Host header.
@@ -49,12 +47,27 @@ impl CacheKey {
 
     /// The key with a secondary (Vary) key appended; used to store variants.
     pub fn with_variant(&self, secondary: &str) -> CacheKey {
-        let mut key = String::with_capacity(self.0.len() + 1 + secondary.len());
-        key.push_str(&self.0);
         // A byte that cannot occur in a URL keeps variant keys apart from URLs.
-        key.push('\u{1f}');
-        let _ = write!(key, "{secondary}");
-        CacheKey(key)
+        CacheKey::concat(&[&self.0, "\u{1f}", secondary])
+    }
+
+    /// A key of the concatenated parts, in one allocation: the text is
+    /// assembled in a per-thread scratch buffer and copied once into the
+    /// shared one (built per request, so no second allocation).
+    fn concat(parts: &[&str]) -> CacheKey {
+        thread_local! {
+            static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                for part in parts {
+                    text.push_str(part);
+                }
+                CacheKey(Arc::from(text.as_str()))
+            }
+            Err(_) => CacheKey(Arc::from(parts.concat())),
+        })
     }
 
     /// The key as text.
