@@ -184,12 +184,6 @@ impl StoredHeaders {
     }
 }
 
-impl From<&HeaderMap> for StoredHeaders {
-    fn from(headers: &HeaderMap) -> StoredHeaders {
-        StoredHeaders::from_map(headers)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,19 +197,20 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
     // A waiter that got another variant than its own looks up again; bounded.
     for _ in 0..3 {
         let now = SystemTime::now();
-        match state.store.lookup(&ctx.key, &ctx.headers).await {
-            Lookup::Pass => {
-                let status = CacheStatus {
-                    fwd: Some(Fwd::Bypass),
-                    detail: Some("hit-for-pass".into()),
-                    ..CacheStatus::default()
+        let lookup = state.store.lookup(&ctx.key, &ctx.headers).await;
+        let is_pass = matches!(lookup, Lookup::Pass);
+        match lookup {
+            Lookup::Pass | Lookup::Uncacheable => {
+                // Never answered from the store: straight to the origin,
+                // without waiting on the other requests for the URL.
+                let (fwd, detail) = if is_pass {
+                    (Fwd::Bypass, "hit-for-pass")
+                } else {
+                    (Fwd::UriMiss, "vary-star")
                 };
-                return Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status)).await;
-            }
-            Lookup::Uncacheable => {
                 let status = CacheStatus {
-                    fwd: Some(Fwd::UriMiss),
-                    detail: Some("vary-star".into()),
+                    fwd: Some(fwd),
+                    detail: Some(detail.into()),
                     ..CacheStatus::default()
                 };
                 return Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status)).await;
