@@ -106,10 +106,8 @@ impl CachedObject {
     pub fn vary_spec(&self) -> VarySpec {
         // Most objects have no Vary: the empty map does not allocate.
         let mut vary = HeaderMap::new();
-        for (name, value) in self.headers.iter() {
-            if *name == header::VARY {
-                vary.append(header::VARY, value);
-            }
+        for value in self.headers.get_all(&header::VARY) {
+            vary.append(header::VARY, value);
         }
         VarySpec::from_headers(&vary)
     }

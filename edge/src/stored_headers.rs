@@ -123,23 +123,38 @@ impl StoredHeaders {
 
     /// Every field in stored order.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> + '_ {
-        let mut start = 0;
-        self.fields.iter().map(move |field| {
-            let end = field.end as usize;
-            let value = self.value(start, end, field.sensitive);
-            start = end;
-            (self.name(field), value)
-        })
+        self.spans()
+            .map(|(name, span)| (name, self.value(span.0, span.1, span.2)))
     }
 
     /// The first value of `name`.
     pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.get_all(name).next()
+    }
+
+    /// Every value of `name`, in stored order.
+    pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = HeaderValue> + 'a {
+        self.spans()
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, span)| self.value(span.0, span.1, span.2))
     }
 
     /// Whether a field named `name` is stored.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.iter().any(|(n, _)| n == name)
+        self.spans().any(|(n, _)| n == name)
+    }
+
+    /// Each field's name and (start, end, sensitive) of its value: lookups
+    /// compare names without making a value (a reference count bump) for
+    /// every field they pass.
+    fn spans(&self) -> impl Iterator<Item = (&HeaderName, (usize, usize, bool))> + '_ {
+        let mut start = 0;
+        self.fields.iter().map(move |field| {
+            let end = field.end as usize;
+            let span = (start, end, field.sensitive);
+            start = end;
+            (self.name(field), span)
+        })
     }
 
     /// The fields as a `HeaderMap` with room for `extra` more without
@@ -245,6 +260,9 @@ mod tests {
         assert!(stored.contains(&HeaderName::from_static("x-empty")));
         assert!(!stored.contains(&header::LAST_MODIFIED));
         assert!(stored.get(&header::VARY).is_none());
+        let multi = HeaderName::from_static("x-multi");
+        let all: Vec<_> = stored.get_all(&multi).collect();
+        assert_eq!(all, ["one", "two"]);
     }
 
     #[test]
