@@ -122,51 +122,49 @@ pub struct StartContext<'a> {
     pub capacity: u64,
 }
 
+/// Starts one of our own servers (the edge, or the bare baseline, which has
+/// no admin listener) pinned to the server CPUs, caching from the origin.
+fn start_node(
+    ctx: &StartContext<'_>,
+    name: &'static str,
+    kind: &str,
+    bin: &Path,
+    ip: Ipv4Addr,
+    admin: bool,
+) -> anyhow::Result<Target> {
+    let (program, mut args) = node_command(Some(ctx.cpus));
+    args.extend([
+        bin.display().to_string(),
+        "--origin".into(),
+        format!("http://{}", ctx.origin),
+        "--listen".into(),
+        format!("{ip}:0"),
+        "--capacity".into(),
+        ctx.capacity.to_string(),
+    ]);
+    let mut listeners = vec!["http"];
+    if admin {
+        args.extend(["--admin-listen".into(), format!("{ip}:0")]);
+        listeners.push("admin");
+    }
+    let node = NodeProcess::spawn(kind, &program, &args, &listeners)?;
+    Ok(Target {
+        name,
+        addr: node
+            .addr("http")
+            .with_context(|| format!("{kind} address"))?,
+        admin: node.addr("admin"),
+        server: Server::Node(node),
+    })
+}
+
 /// Starts the target `name`; `tag` names its scratch subdirectory.
 pub async fn start(name: &str, tag: &str, ctx: &StartContext<'_>) -> anyhow::Result<Target> {
     let ip = ip_of(name);
     let dir: PathBuf = ctx.scratch.join(format!("{name}-{tag}"));
     match name {
-        "edgecache" => {
-            let (program, mut args) = node_command(Some(ctx.cpus));
-            args.extend([
-                ctx.edge_bin.display().to_string(),
-                "--origin".into(),
-                format!("http://{}", ctx.origin),
-                "--listen".into(),
-                format!("{ip}:0"),
-                "--admin-listen".into(),
-                format!("{ip}:0"),
-                "--capacity".into(),
-                ctx.capacity.to_string(),
-            ]);
-            let node = NodeProcess::spawn("edge", &program, &args, &["http", "admin"])?;
-            Ok(Target {
-                name: "edgecache",
-                addr: node.addr("http").context("edge address")?,
-                admin: node.addr("admin"),
-                server: Server::Node(node),
-            })
-        }
-        "bare" => {
-            let (program, mut args) = node_command(Some(ctx.cpus));
-            args.extend([
-                ctx.bare_bin.display().to_string(),
-                "--origin".into(),
-                format!("http://{}", ctx.origin),
-                "--listen".into(),
-                format!("{ip}:0"),
-                "--capacity".into(),
-                ctx.capacity.to_string(),
-            ]);
-            let node = NodeProcess::spawn("edge-bare", &program, &args, &["http"])?;
-            Ok(Target {
-                name: "bare",
-                addr: node.addr("http").context("edge-bare address")?,
-                admin: None,
-                server: Server::Node(node),
-            })
-        }
+        "edgecache" => start_node(ctx, "edgecache", "edge", ctx.edge_bin, ip, true),
+        "bare" => start_node(ctx, "bare", "edge-bare", ctx.bare_bin, ip, false),
         "nginx" => {
             let nginx = ctx
                 .tools
