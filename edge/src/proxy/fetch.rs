@@ -226,6 +226,13 @@ async fn fetch(
     ))
 }
 
+/// Marks a URL whose answer could not be stored: for the configured while,
+/// its requests go to the origin without waiting on each other.
+async fn mark_hit_for_pass(state: &EdgeState, primary: &CacheKey) {
+    let ttl = state.config.cache.hit_for_pass.0;
+    state.store.mark_pass(primary, ttl).await;
+}
+
 fn add_validators(out: &mut HeaderMap, stored: &StoredHeaders) {
     if let Some(etag) = stored.get(&header::ETAG) {
         out.insert(header::IF_NONE_MATCH, etag);
@@ -261,10 +268,7 @@ async fn store_or_pass(
         ..CacheStatus::default()
     };
     if let Err(reason) = storable {
-        state
-            .store
-            .mark_pass(&req.primary, state.config.cache.hit_for_pass.0)
-            .await;
+        mark_hit_for_pass(state, &req.primary).await;
         tracing::debug!(key = %req.key, reason = reason.reason(), "not storable: hit-for-pass");
         let status = pass_status(reason.reason());
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
@@ -276,10 +280,7 @@ async fn store_or_pass(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        state
-            .store
-            .mark_pass(&req.primary, state.config.cache.hit_for_pass.0)
-            .await;
+        mark_hit_for_pass(state, &req.primary).await;
         let status = pass_status("too-large");
         return FetchResult::Pass(pass_response(state, parts, EdgeBody::stream(body), status));
     }
@@ -326,10 +327,7 @@ async fn store_or_pass(
             }
         }
         BodyRead::TooLarge(head, rest) => {
-            state
-                .store
-                .mark_pass(&req.primary, state.config.cache.hit_for_pass.0)
-                .await;
+            mark_hit_for_pass(state, &req.primary).await;
             let first = stream::iter(
                 head.into_iter()
                     .map(|b| Ok::<_, crate::body::BoxError>(http_body::Frame::data(b))),
