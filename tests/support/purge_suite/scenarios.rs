@@ -268,10 +268,12 @@ max_stale = "1h"
         &["--config", &config],
     );
     wait_connected(&[&edge]).await;
-    let (bound, free) = ("/_gen/64/bound?ttl=1", "/_gen/64/free?ttl=1");
+    // max-age=2: `fill` checks for a fresh hit, and with the origin's
+    // whole-second Date a max-age=1 copy can be stale at once.
+    let (bound, free) = ("/_gen/64/bound?ttl=2", "/_gen/64/free?ttl=2");
     fill(&edge, bound, &[]).await;
     fill(&edge, free, &[]).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
 
     links
         .set_mode("content", Mode::Refuse)
