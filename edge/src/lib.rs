@@ -9,6 +9,7 @@ pub mod body;
 pub mod cli;
 pub mod coalesce;
 pub mod growing;
+pub mod h1;
 pub mod health;
 pub mod metrics;
 pub mod object;

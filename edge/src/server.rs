@@ -1,6 +1,8 @@
 //! The public listeners: HTTP/1.1 and h2c on the plain socket, HTTP/1.1 and
 //! h2 (by ALPN) on the TLS socket; header size and read-time limits, a
-//! connection cap shared by both, and graceful draining.
+//! connection cap shared by both, and graceful draining. HTTP/1.x is the
+//! edge's own ([`crate::h1`]), which hands hyper what it does not take;
+//! HTTP/2 is hyper's.
 //!
 //! Each request loads the current [`EdgeState`] from the swap, so a config
 //! reload takes effect for new requests on open connections too.
@@ -21,8 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::proxy;
 use crate::state::EdgeState;
+use crate::{h1, proxy};
 
 /// The live state: swapped whole on reload, loaded per request.
 pub type SharedState = Arc<ArcSwap<EdgeState>>;
@@ -86,7 +88,10 @@ pub async fn serve_public(
             remote,
             listener.transport.clone(),
             listener.state.clone(),
-            graceful.watcher(),
+            h1::Fallback {
+                watcher: graceful.watcher(),
+                shutdown: shutdown.clone(),
+            },
             permit,
         ));
     }
@@ -109,16 +114,23 @@ async fn connection(
     remote: SocketAddr,
     transport: Transport,
     state: SharedState,
-    watcher: Watcher,
+    fallback: h1::Fallback,
     permit: OwnedSemaphorePermit,
 ) {
     let limits = state.load().config.limits.clone();
+    let head_limits = h1::HeadLimits {
+        max_bytes: usize::try_from(limits.max_header_bytes.0).unwrap_or(usize::MAX),
+        read_timeout: limits.header_read_timeout.0,
+    };
     match transport {
-        Transport::Plain => serve_http(stream, remote, state, &limits, watcher).await,
+        Transport::Plain => h1::serve(stream, remote, state, head_limits, fallback).await,
         Transport::Tls(acceptor) => {
             let timeout = limits.header_read_timeout.0;
             match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_http(tls, remote, state, &limits, watcher).await,
+                Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                    serve_with_hyper(tls, remote, state, &limits, fallback.watcher).await;
+                }
+                Ok(Ok(tls)) => h1::serve(tls, remote, state, head_limits, fallback).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
@@ -127,7 +139,9 @@ async fn connection(
     drop(permit);
 }
 
-async fn serve_http<S>(
+/// Serves a connection with hyper (HTTP/1.1 or HTTP/2, detected), draining
+/// it gracefully on shutdown.
+pub(crate) async fn serve_with_hyper<S>(
     stream: S,
     remote: SocketAddr,
     state: SharedState,
@@ -138,7 +152,7 @@ async fn serve_http<S>(
 {
     let service = service_fn(move |req| {
         let state = state.load_full();
-        async move { Ok::<_, Infallible>(proxy::handle(state, req, remote).await) }
+        async move { Ok::<_, Infallible>(proxy::handle(state, req, remote).await.into_response()) }
     });
     let builder = http_builder(limits);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

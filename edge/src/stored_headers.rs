@@ -127,6 +127,13 @@ impl StoredHeaders {
             .map(|(name, span)| (name, self.value(span.0, span.1, span.2)))
     }
 
+    /// Every field in stored order as its name and value bytes, for
+    /// writing them out without making values.
+    pub fn raw(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> + '_ {
+        self.spans()
+            .map(|(name, (start, end, _))| (name, &self.values[start..end]))
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
         self.get_all(name).next()

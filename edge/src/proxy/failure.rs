@@ -1,6 +1,7 @@
 //! What happens when the origin fails: the route's stale-versus-error
 //! policy, bounded by what the origin's own directives allow.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use edgecache::config::OnOriginFailure;
@@ -8,6 +9,7 @@ use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 use super::RequestCtx;
+use super::answer::Answer;
 use super::forward::append_via;
 use super::respond::serve_object;
 use crate::body::EdgeBody;
@@ -20,10 +22,10 @@ use crate::state::{Counters, EdgeState};
 pub fn respond(
     state: &EdgeState,
     ctx: &RequestCtx<'_>,
-    base: Option<&CachedObject>,
+    base: Option<&Arc<CachedObject>>,
     err: &OriginError,
     fwd: Fwd,
-) -> Response<EdgeBody> {
+) -> Answer {
     let now = SystemTime::now();
     if let Some(object) = base {
         let purge_lagging = !object.is_fresh(now) && state.control.lag_exceeded(ctx.route);
@@ -39,7 +41,7 @@ pub fn respond(
             return serve_object(state, ctx, object, status, now);
         }
     }
-    error_response(state, err, fwd)
+    error_response(state, err, fwd).into()
 }
 
 /// Whether `object` may answer in place of the failed origin.

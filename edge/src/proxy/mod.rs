@@ -2,6 +2,7 @@
 //! normalise -> lookup -> (hit: serve | stale or miss: lock, fetch, store)
 //! -> serve; with pass-through for what may not be cached.
 
+mod answer;
 mod failure;
 mod fetch;
 mod forward;
@@ -20,7 +21,6 @@ use edgecache::http_cache::freshness::{RequestFreshness, request_allows};
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
 };
-use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::body::EdgeBody;
@@ -29,12 +29,25 @@ use crate::object::CachedObject;
 use crate::state::{Counters, EdgeState};
 use crate::store::Lookup;
 
+pub use answer::Answer;
 pub use fetch::FetchResult;
 
 /// `Cache-Status` (RFC 9211), on every answer.
 pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 /// The request id, echoed on every answer and forwarded to the origin.
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client's request body: hyper's for the requests hyper reads, empty
+/// for the GET and HEAD requests the edge's own HTTP/1.1 path reads.
+pub trait ClientBody:
+    http_body::Body<Data = bytes::Bytes, Error: Into<crate::body::BoxError>> + Send + 'static
+{
+}
+
+impl<B> ClientBody for B where
+    B: http_body::Body<Data = bytes::Bytes, Error: Into<crate::body::BoxError>> + Send + 'static
+{
+}
 
 /// What the handler knows about a request once it is normalised.
 pub struct RequestCtx<'s> {
@@ -64,11 +77,10 @@ impl RequestCtx<'_> {
 }
 
 /// Handles one client request end to end, inside a span carrying its id.
-pub async fn handle(
-    state: Arc<EdgeState>,
-    req: Request<Incoming>,
-    client: SocketAddr,
-) -> Response<EdgeBody> {
+pub async fn handle<B>(state: Arc<EdgeState>, req: Request<B>, client: SocketAddr) -> Answer
+where
+    B: ClientBody,
+{
     let id = request_id(req.headers());
     let span = tracing::info_span!(
         "request",
@@ -89,7 +101,11 @@ pub async fn handle(
         .headers()
         .get(CACHE_STATUS)
         .and_then(|v| v.to_str().ok());
-    crate::metrics::request_done(resp.status().as_u16(), cache_status, started.elapsed());
+    crate::metrics::request_done(
+        resp.response.status().as_u16(),
+        cache_status,
+        started.elapsed(),
+    );
     if let Some((method, path)) = access {
         let _enter = span.enter();
         let request_id = resp.headers().get(X_REQUEST_ID);
@@ -98,9 +114,11 @@ pub async fn handle(
             request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
             %method,
             %path,
-            status = resp.status().as_u16(),
+            status = resp.response.status().as_u16(),
             cache_status = cache_status.unwrap_or("-"),
-            bytes = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
+            bytes = http_body::Body::size_hint(resp.response.body())
+                .exact()
+                .unwrap_or(0),
             duration_us = started.elapsed().as_micros() as u64,
             "request"
         );
@@ -120,16 +138,16 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         })
 }
 
-async fn process(
+async fn process<B: ClientBody>(
     state: &Arc<EdgeState>,
-    req: Request<Incoming>,
+    req: Request<B>,
     client: SocketAddr,
     id: HeaderValue,
-) -> Response<EdgeBody> {
+) -> Answer {
     let (parts, body) = req.into_parts();
     let target_len = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
     if target_len > state.config.limits.max_uri_length {
-        return respond::plain(state, StatusCode::URI_TOO_LONG, "request target too long\n");
+        return respond::plain(state, StatusCode::URI_TOO_LONG, "request target too long\n").into();
     }
     let Some(raw_host) = parts
         .headers
@@ -137,7 +155,7 @@ async fn process(
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
     else {
-        return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n");
+        return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n").into();
     };
     let host = edgecache::cache_key::normalize_host("http", raw_host);
     let bare_host = edgecache::cache_key::host_without_port(&host);
@@ -152,7 +170,8 @@ async fn process(
             state,
             StatusCode::MISDIRECTED_REQUEST,
             "host not served here\n",
-        );
+        )
+        .into();
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let route = state.routes.lookup(bare_host, parts.uri.path());
@@ -170,7 +189,9 @@ async fn process(
     match ctx.method {
         Method::GET | Method::HEAD => cached(state, &ctx).await,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
-            Box::pin(pass::unsafe_method(state, &ctx, body)).await
+            Box::pin(pass::unsafe_method(state, &ctx, body))
+                .await
+                .into()
         }
         _ => {
             let status = CacheStatus {
@@ -184,6 +205,7 @@ async fn process(
                 status,
             ))
             .await
+            .into()
         }
     }
 }
@@ -193,7 +215,7 @@ async fn process(
 /// The paths that reach the origin are boxed: their futures hold a whole
 /// origin exchange, and unboxed they would make every request's future as
 /// large, moved (copied) several times per request on the way into hyper.
-async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBody> {
+async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Answer {
     // A waiter that got another variant than its own looks up again; bounded.
     for _ in 0..3 {
         let now = SystemTime::now();
@@ -213,7 +235,9 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
                     detail: Some(detail.into()),
                     ..CacheStatus::default()
                 };
-                return Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status)).await;
+                return Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status))
+                    .await
+                    .into();
             }
             Lookup::Found { object, variant } => {
                 if usable_now(state, ctx, &object, now) {
@@ -250,7 +274,9 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Response<EdgeBo
         fwd: Some(Fwd::Miss),
         ..CacheStatus::default()
     };
-    Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status)).await
+    Box::pin(pass::forward(state, ctx, EdgeBody::Empty, status))
+        .await
+        .into()
 }
 
 /// Whether a stored object may answer this request without the origin.
@@ -288,7 +314,7 @@ async fn fill(
     key: CacheKey,
     base: Option<Arc<CachedObject>>,
     fwd: Fwd,
-) -> Option<Response<EdgeBody>> {
+) -> Option<Answer> {
     match state.inflight.join(&key) {
         Role::Leader(guard) => {
             Counters::bump(&state.counters.misses);
@@ -339,19 +365,17 @@ async fn fill(
                         stored: true,
                         ..CacheStatus::default()
                     };
-                    respond::serve_streaming(state, ctx, &head, &body, status, now)
+                    respond::serve_streaming(state, ctx, &head, &body, status, now).into()
                 }
                 FetchResult::Pass(resp) => {
                     if ctx.method == Method::HEAD {
                         let (parts, _) = resp.into_parts();
-                        Response::from_parts(parts, EdgeBody::Empty)
+                        Response::from_parts(parts, EdgeBody::Empty).into()
                     } else {
-                        resp
+                        resp.into()
                     }
                 }
-                FetchResult::Failed(err) => {
-                    failure::respond(state, ctx, base.as_deref(), &err, fwd)
-                }
+                FetchResult::Failed(err) => failure::respond(state, ctx, base.as_ref(), &err, fwd),
             })
         }
         Role::Waiter(waiter) => {
@@ -388,9 +412,7 @@ async fn fill(
                         collapsed: true,
                         ..CacheStatus::default()
                     };
-                    Some(respond::serve_streaming(
-                        state, ctx, &head, &body, status, now,
-                    ))
+                    Some(respond::serve_streaming(state, ctx, &head, &body, status, now).into())
                 }
                 Ok(Outcome::Uncacheable) => {
                     let status = CacheStatus {
@@ -398,10 +420,14 @@ async fn fill(
                         collapsed: true,
                         ..CacheStatus::default()
                     };
-                    Some(pass::forward(state, ctx, EdgeBody::Empty, status).await)
+                    Some(
+                        pass::forward(state, ctx, EdgeBody::Empty, status)
+                            .await
+                            .into(),
+                    )
                 }
                 Ok(Outcome::Failed(err)) | Err(err) => {
-                    Some(failure::respond(state, ctx, base.as_deref(), &err, fwd))
+                    Some(failure::respond(state, ctx, base.as_ref(), &err, fwd))
                 }
             }
         }
@@ -428,7 +454,7 @@ fn stale_while_revalidate(
     object: &Arc<CachedObject>,
     key: &CacheKey,
     now: SystemTime,
-) -> Option<Response<EdgeBody>> {
+) -> Option<Answer> {
     if object.stale.forbidden
         || object.is_fresh(now)
         || client_demands_revalidation(state, ctx)

@@ -7,16 +7,15 @@ use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
 use edgecache::http_cache::invalidate::invalidation_targets;
 use http::{Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
-use super::RequestCtx;
 use super::forward::{origin_request, pass_response};
+use super::{ClientBody, RequestCtx};
 use super::{failure, respond};
 use crate::body::EdgeBody;
 use crate::state::{Counters, EdgeState};
 
 /// The client's request body, bounded by `max_request_body`.
-pub fn request_body(state: &EdgeState, _ctx: &RequestCtx<'_>, body: Incoming) -> EdgeBody {
+pub fn request_body<B: ClientBody>(state: &EdgeState, _ctx: &RequestCtx<'_>, body: B) -> EdgeBody {
     let limit = state.config.limits.max_request_body.0 as usize;
     EdgeBody::stream(Limited::new(body, limit).map_err(|e| -> crate::body::BoxError { e }))
 }
@@ -68,10 +67,10 @@ pub async fn forward(
 
 /// POST, PUT, PATCH, DELETE: forwarded; a non-error answer invalidates the
 /// target URI and its Location / Content-Location (RFC 9111 §4.4).
-pub async fn unsafe_method(
+pub async fn unsafe_method<B: ClientBody>(
     state: &EdgeState,
     ctx: &RequestCtx<'_>,
-    body: Incoming,
+    body: B,
 ) -> Response<EdgeBody> {
     let declared = ctx
         .headers

@@ -1,6 +1,7 @@
 //! The serve phase: a response from a stored object (with conditionals,
 //! ranges and HEAD), and small plain-text answers of the edge's own.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use edgecache::http_cache::cache_status::CacheStatus;
@@ -8,6 +9,7 @@ use edgecache::http_cache::conditional::{Precondition, evaluate, not_modified_he
 use edgecache::http_cache::range::{RangeAnswer, evaluate_range};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
+use super::answer::Answer;
 use super::forward::append_via;
 use super::{CACHE_STATUS, RequestCtx};
 use crate::body::EdgeBody;
@@ -18,10 +20,10 @@ use crate::state::EdgeState;
 pub fn serve_object(
     state: &EdgeState,
     ctx: &RequestCtx<'_>,
-    object: &CachedObject,
+    object: &Arc<CachedObject>,
     status: CacheStatus,
     now: SystemTime,
-) -> Response<EdgeBody> {
+) -> Answer {
     let age = object.age(now).as_secs();
     let cache_status = cache_status_value(state, object, &status);
     let finish = |headers: &mut HeaderMap| {
@@ -31,6 +33,22 @@ pub fn serve_object(
         }
         append_via(headers, &state.via);
     };
+    let head = ctx.method == Method::HEAD;
+    if served_as_stored(ctx, object) {
+        // The stored fields stay where they are; only the edge's own are
+        // made (Age, Cache-Status, Via, and X-Request-Id by the handler).
+        let mut headers = HeaderMap::with_capacity(4);
+        finish(&mut headers);
+        let body = if head {
+            EdgeBody::Empty
+        } else {
+            EdgeBody::full(object.body.clone())
+        };
+        return Answer {
+            response: with_parts(object.status, headers, body),
+            stored: Some(object.clone()),
+        };
+    }
     // Sized for the fields added here and by the handler (Age,
     // Cache-Status, Via, X-Request-Id, Content-Range).
     let mut headers = object.headers.to_map(5);
@@ -39,25 +57,25 @@ pub fn serve_object(
             Precondition::NotModified => {
                 let mut headers = not_modified_headers(&headers);
                 finish(&mut headers);
-                return with_parts(StatusCode::NOT_MODIFIED, headers, EdgeBody::Empty);
+                return with_parts(StatusCode::NOT_MODIFIED, headers, EdgeBody::Empty).into();
             }
             Precondition::PreconditionFailed => {
                 let mut headers = HeaderMap::new();
                 finish(&mut headers);
-                return with_parts(StatusCode::PRECONDITION_FAILED, headers, EdgeBody::Empty);
+                return with_parts(StatusCode::PRECONDITION_FAILED, headers, EdgeBody::Empty)
+                    .into();
             }
             Precondition::Proceed => {}
         }
     }
     finish(&mut headers);
-    let head = ctx.method == Method::HEAD;
     let len = object.body.len() as u64;
     let range = if object.status == StatusCode::OK {
         evaluate_range(&ctx.headers, len, &headers)
     } else {
         RangeAnswer::Full
     };
-    match range {
+    let response = match range {
         RangeAnswer::Full => {
             let body = if head {
                 EdgeBody::Empty
@@ -92,7 +110,23 @@ pub fn serve_object(
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
             with_parts(StatusCode::RANGE_NOT_SATISFIABLE, headers, EdgeBody::Empty)
         }
-    }
+    };
+    response.into()
+}
+
+/// Whether the object answers as stored, its fields untouched: no
+/// conditional or range in the request (those read the stored validators
+/// and may change the status), and no stored Via for ours to extend.
+fn served_as_stored(ctx: &RequestCtx<'_>, object: &CachedObject) -> bool {
+    const SHAPING: [header::HeaderName; 5] = [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+        header::RANGE,
+    ];
+    !SHAPING.iter().any(|name| ctx.headers.contains_key(name))
+        && !object.headers.contains(&header::VIA)
 }
 
 fn with_parts(status: StatusCode, headers: HeaderMap, body: EdgeBody) -> Response<EdgeBody> {

@@ -1,0 +1,347 @@
+//! Responses on the wire (RFC 9112): status line, fields and framing in one
+//! buffer, then the body; a body of one buffer goes out with the head in a
+//! single vectored write.
+
+use std::io::{self, IoSlice};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, Version, header};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::body::EdgeBody;
+use crate::proxy::Answer;
+use crate::stored_headers::StoredHeaders;
+
+/// How the body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the connection closes (an HTTP/1.0 client, length unknown).
+    UntilClose,
+    /// No body can follow (HEAD, 1xx, 204, 304).
+    None,
+}
+
+/// What the request said that shapes the answer's framing.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange {
+    /// The request was HEAD: fields as for GET, no body.
+    pub head: bool,
+    /// The request's version (the answer is sent in it).
+    pub version: Version,
+    /// Whether the connection stays open; the writer turns it off when the
+    /// answer's framing needs a close.
+    pub keep_alive: bool,
+}
+
+/// Writes answers on one connection, reusing its head buffer.
+#[derive(Default)]
+pub struct Writer {
+    head: Vec<u8>,
+}
+
+impl Writer {
+    /// Writes `answer` whole; returns whether the connection may carry
+    /// another request.
+    pub async fn write<S>(
+        &mut self,
+        io: &mut S,
+        answer: Answer,
+        exchange: Exchange,
+    ) -> io::Result<bool>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let Answer { response, stored } = answer;
+        let stored = stored.as_deref().map(|object| &object.headers);
+        let (parts, body) = response.into_parts();
+        let fields = Fields {
+            stored,
+            added: &parts.headers,
+        };
+        let mut keep_alive = exchange.keep_alive && !asks_close(&parts.headers);
+        let framing = framing(parts.status, &fields, &body, exchange);
+        if framing == Framing::UntilClose {
+            keep_alive = false;
+        }
+        self.encode_head(parts.status, &fields, framing, exchange, keep_alive);
+        let sends_body = !exchange.head && framing != Framing::None;
+        let complete = match body {
+            _ if !sends_body => {
+                io.write_all(&self.head).await?;
+                true
+            }
+            EdgeBody::Empty | EdgeBody::Full(None) => {
+                self.write_one(io, &Bytes::new(), framing).await?
+            }
+            EdgeBody::Full(Some(data)) => self.write_one(io, &data, framing).await?,
+            EdgeBody::Stream(stream) => {
+                io.write_all(&self.head).await?;
+                stream_body(io, EdgeBody::Stream(stream), framing).await?
+            }
+        };
+        io.flush().await?;
+        Ok(keep_alive && complete)
+    }
+
+    /// The head plus a body of one buffer, in one vectored write; returns
+    /// whether the body matched its framing.
+    async fn write_one<S>(&mut self, io: &mut S, data: &Bytes, framing: Framing) -> io::Result<bool>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        match framing {
+            Framing::Chunked => {
+                if !data.is_empty() {
+                    self.head
+                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                }
+                let end: &[u8] = if data.is_empty() {
+                    b"0\r\n\r\n"
+                } else {
+                    b"\r\n0\r\n\r\n"
+                };
+                let mut bufs = [
+                    IoSlice::new(&self.head),
+                    IoSlice::new(data),
+                    IoSlice::new(end),
+                ];
+                write_all_vectored(io, &mut bufs).await?;
+                Ok(true)
+            }
+            Framing::Length(len) => {
+                // A declared length shorter than the body: send what was declared.
+                let sent = data.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+                let mut bufs = [IoSlice::new(&self.head), IoSlice::new(&data[..sent])];
+                write_all_vectored(io, &mut bufs).await?;
+                Ok(data.len() as u64 == len)
+            }
+            Framing::UntilClose | Framing::None => {
+                let mut bufs = [IoSlice::new(&self.head), IoSlice::new(data)];
+                write_all_vectored(io, &mut bufs).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn encode_head(
+        &mut self,
+        status: StatusCode,
+        fields: &Fields<'_>,
+        framing: Framing,
+        exchange: Exchange,
+        keep_alive: bool,
+    ) {
+        let out = &mut self.head;
+        out.clear();
+        out.extend_from_slice(match exchange.version {
+            Version::HTTP_10 => b"HTTP/1.0 ",
+            _ => b"HTTP/1.1 ",
+        });
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut stated_length = false;
+        let mut dated = false;
+        let stored = fields.stored.into_iter().flat_map(StoredHeaders::raw);
+        let added = fields.added.iter().map(|(n, v)| (n, v.as_bytes()));
+        for (name, value) in stored.chain(added) {
+            if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            stated_length |= name == header::CONTENT_LENGTH;
+            dated |= name == header::DATE;
+            field(out, name.as_str().as_bytes(), value);
+        }
+        if !stated_length {
+            match framing {
+                Framing::Length(len) => {
+                    let mut text = itoa_buf();
+                    field(out, b"content-length", format_u64(len, &mut text));
+                }
+                Framing::Chunked => field(out, b"transfer-encoding", b"chunked"),
+                Framing::UntilClose | Framing::None => {}
+            }
+        }
+        if !dated {
+            DATE.with(|date| field(out, b"date", &date.now()));
+        }
+        if !keep_alive {
+            field(out, b"connection", b"close");
+        } else if exchange.version == Version::HTTP_10 {
+            field(out, b"connection", b"keep-alive");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Whether the handler's fields ask to close the connection.
+fn asks_close(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+}
+
+/// The header section: stored fields first, then the edge's own.
+struct Fields<'a> {
+    stored: Option<&'a StoredHeaders>,
+    added: &'a HeaderMap,
+}
+
+impl Fields<'_> {
+    /// The first Content-Length value, as a number.
+    fn content_length(&self) -> Option<u64> {
+        let stored = self
+            .stored
+            .and_then(|s| s.raw().find(|(n, _)| *n == header::CONTENT_LENGTH))
+            .map(|(_, v)| v);
+        let value =
+            stored.or_else(|| self.added.get(header::CONTENT_LENGTH).map(|v| v.as_bytes()))?;
+        std::str::from_utf8(value).ok()?.trim().parse().ok()
+    }
+}
+
+fn framing(status: StatusCode, fields: &Fields<'_>, body: &EdgeBody, ex: Exchange) -> Framing {
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Framing::None;
+    }
+    if let Some(len) = fields.content_length() {
+        return Framing::Length(len);
+    }
+    match body.size_hint().exact() {
+        Some(len) => Framing::Length(len),
+        None if ex.head => Framing::None,
+        None if ex.version == Version::HTTP_11 => Framing::Chunked,
+        None => Framing::UntilClose,
+    }
+}
+
+/// Copies a streamed body out as it arrives; returns whether it ended as
+/// its framing said (else the connection must close).
+async fn stream_body<S>(io: &mut S, mut body: EdgeBody, framing: Framing) -> io::Result<bool>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut sent = 0u64;
+    loop {
+        let frame = match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "response body failed mid-stream");
+                return Ok(false);
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        match framing {
+            Framing::Chunked => {
+                let size = format!("{:x}\r\n", data.len());
+                let mut bufs = [
+                    IoSlice::new(size.as_bytes()),
+                    IoSlice::new(&data),
+                    IoSlice::new(b"\r\n"),
+                ];
+                write_all_vectored(io, &mut bufs).await?;
+            }
+            Framing::Length(len) if sent > len => {
+                let over = (sent - len) as usize;
+                io.write_all(&data[..data.len() - over]).await?;
+                return Ok(false);
+            }
+            _ => io.write_all(&data).await?,
+        }
+        // Streamed parts go out as they come (a streaming miss).
+        io.flush().await?;
+    }
+    match framing {
+        Framing::Chunked => {
+            io.write_all(b"0\r\n\r\n").await?;
+            Ok(true)
+        }
+        Framing::Length(len) => Ok(sent == len),
+        Framing::UntilClose | Framing::None => Ok(true),
+    }
+}
+
+async fn write_all_vectored<S>(io: &mut S, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    while !bufs.is_empty() {
+        let n = io.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
+}
+
+/// The `Date` field for answers without one, formatted once a second.
+struct DateCache {
+    at: std::cell::Cell<u64>,
+    text: std::cell::RefCell<[u8; 29]>,
+}
+
+thread_local! {
+    static DATE: DateCache = const {
+        DateCache {
+            at: std::cell::Cell::new(u64::MAX),
+            text: std::cell::RefCell::new([b' '; 29]),
+        }
+    };
+}
+
+impl DateCache {
+    fn now(&self) -> [u8; 29] {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if self.at.get() != secs {
+            let text = httpdate::fmt_http_date(now);
+            let mut slot = self.text.borrow_mut();
+            let n = text.len().min(29);
+            slot[..n].copy_from_slice(&text.as_bytes()[..n]);
+            self.at.set(secs);
+        }
+        *self.text.borrow()
+    }
+}

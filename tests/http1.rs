@@ -1,0 +1,213 @@
+//! The edge's own HTTP/1.1 path on real sockets: pipelining, HTTP/1.0,
+//! HEAD, framing of bodies of unknown length, and the hand-over to hyper
+//! of what it does not take (request bodies, garbage) on the same
+//! connection.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use support::*;
+
+/// Writes `request` in one piece, then reads until the edge closes (or
+/// `wait` passes without a byte).
+fn exchange(addr: SocketAddr, request: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(wait)).expect("read timeout");
+    stream.write_all(request).expect("write");
+    read_until_close(&mut stream)
+}
+
+fn read_until_close(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    for _ in 0..10_000 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status lines of every answer in `text`, in order (a body without a
+/// line end runs straight into the next status line).
+fn status_lines(text: &str) -> Vec<&str> {
+    text.match_indices("HTTP/1.")
+        .filter_map(|(at, _)| text[at..].split("\r\n").next())
+        .collect()
+}
+
+fn get(target: &str, extra: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: cdn.test\r\n{extra}\r\n")
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_with_exact_bodies() {
+    let origin = spawn_origin(None, &[]);
+    let edge = spawn_edge(&origin.url("http"), &[]);
+    let request = [
+        get("/_gen/10/a?ttl=60", ""),
+        get("/_gen/20/b?ttl=60", ""),
+        get("/_gen/10/a?ttl=60", "Connection: close\r\n"),
+    ]
+    .concat();
+    let answer = exchange(edge.addr("http"), request.as_bytes(), Duration::from_secs(10));
+    assert_eq!(
+        status_lines(&answer),
+        ["HTTP/1.1 200 OK"; 3],
+        "three answers: {answer}"
+    );
+    let heads: Vec<&str> = answer.split("\r\n\r\n").collect();
+    // Head, body+head, body+head, body: each body exactly its length.
+    assert_eq!(heads.len(), 4, "{answer}");
+    assert!(heads[0].contains("content-length: 10"), "{}", heads[0]);
+    assert_eq!(&heads[1][10..25], "HTTP/1.1 200 OK", "10 bytes, then the next answer");
+    assert!(heads[1].contains("content-length: 20"), "{}", heads[1]);
+    assert!(heads[2].contains("content-length: 10"), "{}", heads[2]);
+    assert!(
+        heads[2].contains("cache-status: edgecache; hit"),
+        "the third is a hit: {}",
+        heads[2]
+    );
+    assert!(heads[2].contains("connection: close"), "{}", heads[2]);
+    assert_eq!(heads[3].len(), 10, "the last body, then the close");
+    assert_eq!(
+        answer.matches("x-request-id: ").count(),
+        3,
+        "one request id per answer"
+    );
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let origin = spawn_origin(None, &[]);
+    let edge = spawn_edge(&origin.url("http"), &[]);
+    let addr = edge.addr("http");
+    let answer = exchange(
+        addr,
+        b"GET /_gen/10?ttl=60 HTTP/1.0\r\nHost: cdn.test\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(answer.starts_with("HTTP/1.0 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let keep = b"GET /_gen/10?ttl=60 HTTP/1.0\r\nHost: cdn.test\r\nConnection: keep-alive\r\n\r\n";
+    stream.write_all(keep).expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).expect("first answer");
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(first.contains("connection: keep-alive\r\n"), "{first}");
+    stream
+        .write_all(b"GET /_gen/10?ttl=60 HTTP/1.0\r\nHost: cdn.test\r\n\r\n")
+        .expect("second request on the same connection");
+    let second = read_until_close(&mut stream);
+    assert!(second.starts_with("HTTP/1.0 200 OK"), "{second}");
+}
+
+#[test]
+fn head_answers_the_length_without_a_body_and_the_next_request_follows() {
+    let origin = spawn_origin(None, &[]);
+    let edge = spawn_edge(&origin.url("http"), &[]);
+    let request = format!(
+        "HEAD /_gen/300?ttl=60 HTTP/1.1\r\nHost: cdn.test\r\n\r\n{}",
+        get("/_gen/5?ttl=60", "Connection: close\r\n")
+    );
+    let answer = exchange(edge.addr("http"), request.as_bytes(), Duration::from_secs(10));
+    let parts: Vec<&str> = answer.split("\r\n\r\n").collect();
+    assert_eq!(parts.len(), 3, "{answer}");
+    assert!(parts[0].contains("content-length: 300"), "{}", parts[0]);
+    assert!(
+        parts[1].starts_with("HTTP/1.1 200 OK"),
+        "no body after HEAD: {}",
+        parts[1]
+    );
+    assert_eq!(parts[2].len(), 5);
+}
+
+#[test]
+fn bodies_and_garbage_go_to_hyper_on_the_same_connection() {
+    let origin = spawn_origin(None, &[]);
+    let edge = spawn_edge(&origin.url("http"), &[]);
+    let request = [
+        get("/_gen/10?ttl=60", ""),
+        "POST /_gen/4 HTTP/1.1\r\nHost: cdn.test\r\nContent-Length: 3\r\n\r\nabc".to_string(),
+        get("/_gen/10?ttl=60", "Connection: close\r\n"),
+    ]
+    .concat();
+    let answer = exchange(edge.addr("http"), request.as_bytes(), Duration::from_secs(10));
+    assert_eq!(
+        status_lines(&answer).len(),
+        3,
+        "GET here, POST and GET by hyper: {answer}"
+    );
+    assert!(answer.contains("fwd=method"), "the POST was forwarded: {answer}");
+
+    let answer = exchange(
+        edge.addr("http"),
+        b"GET / HTTP/1.1\r\nBad Field Name: x\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
+
+/// An origin that answers every request with a chunked, uncacheable body.
+fn chunked_origin() -> SocketAddr {
+    let ip = next_ip();
+    let listener = TcpListener::bind((ip, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\n\
+                  Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn bodies_of_unknown_length_are_chunked_for_1_1_and_close_delimited_for_1_0() {
+    let origin = chunked_origin();
+    let edge = spawn_edge(&format!("http://{origin}"), &[]);
+    let answer = exchange(
+        edge.addr("http"),
+        get("/stream", "Connection: close\r\n").as_bytes(),
+        Duration::from_secs(10),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("transfer-encoding: chunked\r\n"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let mut decoded = String::new();
+    let mut rest = body;
+    for _ in 0..10 {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(size, 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        decoded.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    assert_eq!(decoded, "hello world", "{answer}");
+
+    let answer = exchange(
+        edge.addr("http"),
+        b"GET /stream HTTP/1.0\r\nHost: cdn.test\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(!answer.contains("transfer-encoding"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhello world"), "{answer}");
+}
