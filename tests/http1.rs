@@ -54,7 +54,11 @@ fn pipelined_requests_are_answered_in_order_with_exact_bodies() {
         get("/_gen/10/a?ttl=60", "Connection: close\r\n"),
     ]
     .concat();
-    let answer = exchange(edge.addr("http"), request.as_bytes(), Duration::from_secs(10));
+    let answer = exchange(
+        edge.addr("http"),
+        request.as_bytes(),
+        Duration::from_secs(10),
+    );
     assert_eq!(
         status_lines(&answer),
         ["HTTP/1.1 200 OK"; 3],
@@ -64,7 +68,11 @@ fn pipelined_requests_are_answered_in_order_with_exact_bodies() {
     // Head, body+head, body+head, body: each body exactly its length.
     assert_eq!(heads.len(), 4, "{answer}");
     assert!(heads[0].contains("content-length: 10"), "{}", heads[0]);
-    assert_eq!(&heads[1][10..25], "HTTP/1.1 200 OK", "10 bytes, then the next answer");
+    assert_eq!(
+        &heads[1][10..25],
+        "HTTP/1.1 200 OK",
+        "10 bytes, then the next answer"
+    );
     assert!(heads[1].contains("content-length: 20"), "{}", heads[1]);
     assert!(heads[2].contains("content-length: 10"), "{}", heads[2]);
     assert!(
@@ -119,7 +127,11 @@ fn head_answers_the_length_without_a_body_and_the_next_request_follows() {
         "HEAD /_gen/300?ttl=60 HTTP/1.1\r\nHost: cdn.test\r\n\r\n{}",
         get("/_gen/5?ttl=60", "Connection: close\r\n")
     );
-    let answer = exchange(edge.addr("http"), request.as_bytes(), Duration::from_secs(10));
+    let answer = exchange(
+        edge.addr("http"),
+        request.as_bytes(),
+        Duration::from_secs(10),
+    );
     let parts: Vec<&str> = answer.split("\r\n\r\n").collect();
     assert_eq!(parts.len(), 3, "{answer}");
     assert!(parts[0].contains("content-length: 300"), "{}", parts[0]);
@@ -141,13 +153,20 @@ fn bodies_and_garbage_go_to_hyper_on_the_same_connection() {
         get("/_gen/10?ttl=60", "Connection: close\r\n"),
     ]
     .concat();
-    let answer = exchange(edge.addr("http"), request.as_bytes(), Duration::from_secs(10));
+    let answer = exchange(
+        edge.addr("http"),
+        request.as_bytes(),
+        Duration::from_secs(10),
+    );
     assert_eq!(
         status_lines(&answer).len(),
         3,
         "GET here, POST and GET by hyper: {answer}"
     );
-    assert!(answer.contains("fwd=method"), "the POST was forwarded: {answer}");
+    assert!(
+        answer.contains("fwd=method"),
+        "the POST was forwarded: {answer}"
+    );
 
     let answer = exchange(
         edge.addr("http"),
@@ -186,7 +205,10 @@ fn bodies_of_unknown_length_are_chunked_for_1_1_and_close_delimited_for_1_0() {
         Duration::from_secs(10),
     );
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
-    assert!(answer.contains("transfer-encoding: chunked\r\n"), "{answer}");
+    assert!(
+        answer.contains("transfer-encoding: chunked\r\n"),
+        "{answer}"
+    );
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
     let mut decoded = String::new();
     let mut rest = body;

@@ -65,12 +65,7 @@ impl Writer {
             stored,
             added: &parts.headers,
         };
-        let mut keep_alive = exchange.keep_alive && !asks_close(&parts.headers);
-        let framing = framing(parts.status, &fields, &body, exchange);
-        if framing == Framing::UntilClose {
-            keep_alive = false;
-        }
-        self.encode_head(parts.status, &fields, framing, exchange, keep_alive);
+        let (framing, keep_alive) = self.encode_head(parts.status, &fields, &body, exchange);
         let sends_body = !exchange.head && framing != Framing::None;
         let complete = match body {
             _ if !sends_body => {
@@ -130,14 +125,16 @@ impl Writer {
         }
     }
 
+    /// Writes the status line and fields into the head buffer, then the
+    /// framing fields, Date when the answer has none, and Connection;
+    /// returns the framing and whether the connection stays open.
     fn encode_head(
         &mut self,
         status: StatusCode,
         fields: &Fields<'_>,
-        framing: Framing,
+        body: &EdgeBody,
         exchange: Exchange,
-        keep_alive: bool,
-    ) {
+    ) -> (Framing, bool) {
         let out = &mut self.head;
         out.clear();
         out.extend_from_slice(match exchange.version {
@@ -148,19 +145,29 @@ impl Writer {
         out.push(b' ');
         out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
         out.extend_from_slice(b"\r\n");
-        let mut stated_length = false;
+        // One pass over the fields: each is written, and the few that
+        // decide framing and connection handling are noted on the way.
+        let mut stated_length = None;
         let mut dated = false;
+        let mut keep_alive = exchange.keep_alive;
         let stored = fields.stored.into_iter().flat_map(StoredHeaders::raw);
         let added = fields.added.iter().map(|(n, v)| (n, v.as_bytes()));
         for (name, value) in stored.chain(added) {
-            if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
+            if name == header::CONNECTION {
+                keep_alive &= !value.eq_ignore_ascii_case(b"close");
                 continue;
             }
-            stated_length |= name == header::CONTENT_LENGTH;
+            if name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            if name == header::CONTENT_LENGTH && stated_length.is_none() {
+                stated_length = Some(parse_length(value));
+            }
             dated |= name == header::DATE;
             field(out, name.as_str().as_bytes(), value);
         }
-        if !stated_length {
+        let framing = framing(status, stated_length, body, exchange);
+        if stated_length.is_none() {
             match framing {
                 Framing::Length(len) => {
                     let mut text = itoa_buf();
@@ -173,12 +180,14 @@ impl Writer {
         if !dated {
             DATE.with(|date| field(out, b"date", &date.now()));
         }
+        keep_alive &= framing != Framing::UntilClose;
         if !keep_alive {
             field(out, b"connection", b"close");
         } else if exchange.version == Version::HTTP_10 {
             field(out, b"connection", b"keep-alive");
         }
         out.extend_from_slice(b"\r\n");
+        (framing, keep_alive)
     }
 }
 
@@ -205,40 +214,30 @@ fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// Whether the handler's fields ask to close the connection.
-fn asks_close(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONNECTION)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
-}
-
 /// The header section: stored fields first, then the edge's own.
 struct Fields<'a> {
     stored: Option<&'a StoredHeaders>,
     added: &'a HeaderMap,
 }
 
-impl Fields<'_> {
-    /// The first Content-Length value, as a number.
-    fn content_length(&self) -> Option<u64> {
-        let stored = self
-            .stored
-            .and_then(|s| s.raw().find(|(n, _)| *n == header::CONTENT_LENGTH))
-            .map(|(_, v)| v);
-        let value =
-            stored.or_else(|| self.added.get(header::CONTENT_LENGTH).map(|v| v.as_bytes()))?;
-        std::str::from_utf8(value).ok()?.trim().parse().ok()
-    }
+/// A Content-Length value; one that is not a number is taken as 0 (the
+/// handler never makes one: stored and origin values were checked when
+/// they arrived).
+fn parse_length(value: &[u8]) -> u64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
-fn framing(status: StatusCode, fields: &Fields<'_>, body: &EdgeBody, ex: Exchange) -> Framing {
+fn framing(status: StatusCode, stated: Option<u64>, body: &EdgeBody, ex: Exchange) -> Framing {
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         return Framing::None;
     }
-    if let Some(len) = fields.content_length() {
+    if let Some(len) = stated {
         return Framing::Length(len);
     }
     match body.size_hint().exact() {
