@@ -97,10 +97,7 @@ where
         .instrument(span.clone())
         .await;
     resp.headers_mut().insert(X_REQUEST_ID, id);
-    let cache_status = resp
-        .headers()
-        .get(CACHE_STATUS)
-        .and_then(|v| v.to_str().ok());
+    let cache_status = resp.headers().get(CACHE_STATUS).map(HeaderValue::as_bytes);
     crate::metrics::request_done(
         resp.response.status().as_u16(),
         cache_status,
@@ -115,7 +112,9 @@ where
             %method,
             %path,
             status = resp.response.status().as_u16(),
-            cache_status = cache_status.unwrap_or("-"),
+            cache_status = cache_status
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .unwrap_or("-"),
             bytes = http_body::Body::size_hint(resp.response.body())
                 .exact()
                 .unwrap_or(0),
