@@ -178,6 +178,14 @@ fn bodies_and_garbage_go_to_hyper_on_the_same_connection() {
 
 /// An origin that answers every request with a chunked, uncacheable body.
 fn chunked_origin() -> SocketAddr {
+    raw_origin(
+        b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\n\
+          Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    )
+}
+
+/// An origin that answers every request (at most 20) with `answer`.
+fn raw_origin(answer: &'static [u8]) -> SocketAddr {
     let ip = next_ip();
     let listener = TcpListener::bind((ip, 0)).expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -186,10 +194,7 @@ fn chunked_origin() -> SocketAddr {
             let Ok(mut stream) = stream else { continue };
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\n\
-                  Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-            );
+            let _ = stream.write_all(answer);
         }
     });
     addr
@@ -232,4 +237,33 @@ fn bodies_of_unknown_length_are_chunked_for_1_1_and_close_delimited_for_1_0() {
     );
     assert!(!answer.contains("transfer-encoding"), "{answer}");
     assert!(answer.ends_with("\r\n\r\nhello world"), "{answer}");
+}
+
+#[test]
+fn fields_the_edge_sets_per_answer_appear_once_on_hits() {
+    // The origin echoes a request id and went through a tier that added Via.
+    let origin = raw_origin(
+        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nX-Request-Id: from-origin\r\n\
+          Via: 1.1 shield\r\nAge: 7\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    );
+    let edge = spawn_edge(&format!("http://{origin}"), &[]);
+    let request = [
+        get("/once", ""),
+        get("/once", "X-Request-Id: mine\r\nConnection: close\r\n"),
+    ]
+    .concat();
+    let answer = exchange(
+        edge.addr("http"),
+        request.as_bytes(),
+        Duration::from_secs(10),
+    );
+    let heads: Vec<&str> = answer.split("\r\n\r\n").collect();
+    assert_eq!(heads.len(), 3, "{answer}");
+    let hit = heads[1];
+    assert!(hit.contains("cache-status: edgecache; hit"), "{hit}");
+    assert_eq!(hit.matches("x-request-id: ").count(), 1, "{hit}");
+    assert!(hit.contains("x-request-id: mine\r\n"), "{hit}");
+    assert_eq!(hit.matches("via: ").count(), 1, "{hit}");
+    assert!(hit.contains("via: 1.1 shield, 1.1 edgecache"), "{hit}");
+    assert_eq!(hit.matches("age: ").count(), 1, "{hit}");
 }
