@@ -20,6 +20,12 @@ fn exchange(addr: SocketAddr, request: &[u8], wait: Duration) -> String {
     read_until_close(&mut stream)
 }
 
+/// Sends `requests` back to back in one write (pipelined) and reads every
+/// answer until the edge closes.
+fn pipeline(addr: SocketAddr, requests: &[String]) -> String {
+    exchange(addr, requests.concat().as_bytes(), Duration::from_secs(10))
+}
+
 fn read_until_close(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
@@ -48,16 +54,13 @@ fn get(target: &str, extra: &str) -> String {
 fn pipelined_requests_are_answered_in_order_with_exact_bodies() {
     let origin = spawn_origin(None, &[]);
     let edge = spawn_edge(&origin.url("http"), &[]);
-    let request = [
-        get("/_gen/10/a?ttl=60", ""),
-        get("/_gen/20/b?ttl=60", ""),
-        get("/_gen/10/a?ttl=60", "Connection: close\r\n"),
-    ]
-    .concat();
-    let answer = exchange(
+    let answer = pipeline(
         edge.addr("http"),
-        request.as_bytes(),
-        Duration::from_secs(10),
+        &[
+            get("/_gen/10/a?ttl=60", ""),
+            get("/_gen/20/b?ttl=60", ""),
+            get("/_gen/10/a?ttl=60", "Connection: close\r\n"),
+        ],
     );
     assert_eq!(
         status_lines(&answer),
@@ -147,16 +150,13 @@ fn head_answers_the_length_without_a_body_and_the_next_request_follows() {
 fn bodies_and_garbage_go_to_hyper_on_the_same_connection() {
     let origin = spawn_origin(None, &[]);
     let edge = spawn_edge(&origin.url("http"), &[]);
-    let request = [
-        get("/_gen/10?ttl=60", ""),
-        "POST /_gen/4 HTTP/1.1\r\nHost: cdn.test\r\nContent-Length: 3\r\n\r\nabc".to_string(),
-        get("/_gen/10?ttl=60", "Connection: close\r\n"),
-    ]
-    .concat();
-    let answer = exchange(
+    let answer = pipeline(
         edge.addr("http"),
-        request.as_bytes(),
-        Duration::from_secs(10),
+        &[
+            get("/_gen/10?ttl=60", ""),
+            "POST /_gen/4 HTTP/1.1\r\nHost: cdn.test\r\nContent-Length: 3\r\n\r\nabc".to_string(),
+            get("/_gen/10?ttl=60", "Connection: close\r\n"),
+        ],
     );
     assert_eq!(
         status_lines(&answer).len(),
@@ -247,15 +247,12 @@ fn fields_the_edge_sets_per_answer_appear_once_on_hits() {
           Via: 1.1 shield\r\nAge: 7\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
     );
     let edge = spawn_edge(&format!("http://{origin}"), &[]);
-    let request = [
-        get("/once", ""),
-        get("/once", "X-Request-Id: mine\r\nConnection: close\r\n"),
-    ]
-    .concat();
-    let answer = exchange(
+    let answer = pipeline(
         edge.addr("http"),
-        request.as_bytes(),
-        Duration::from_secs(10),
+        &[
+            get("/once", ""),
+            get("/once", "X-Request-Id: mine\r\nConnection: close\r\n"),
+        ],
     );
     let heads: Vec<&str> = answer.split("\r\n\r\n").collect();
     assert_eq!(heads.len(), 3, "{answer}");

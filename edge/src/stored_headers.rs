@@ -49,6 +49,14 @@ static WELL_KNOWN: [HeaderName; 32] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Removes from a response about to be stored the fields every answer
+/// sets for itself (Age, the request id of the fill's client), so that a
+/// stored field never needs merging with one the edge adds per answer.
+pub fn remove_per_answer_fields(headers: &mut HeaderMap) {
+    headers.remove(header::AGE);
+    headers.remove(crate::proxy::X_REQUEST_ID);
+}
+
 /// One stored field: its name and the end of its value in the buffer (the
 /// value starts where the previous field's ends).
 #[derive(Clone, Copy, Debug)]

@@ -394,7 +394,7 @@ fn build_object(
     strip_hop_by_hop(&mut headers);
     strip_qualified_fields(&mut headers, directives, &state.store_opts);
     let surrogate_keys = take_surrogate_keys(state, &mut headers);
-    remove_served_fields(&mut headers);
+    crate::stored_headers::remove_per_answer_fields(&mut headers);
     let upstream_status = headers.remove(super::CACHE_STATUS);
     let (body, length) = match body {
         Stored::Complete(bytes) => {
@@ -455,7 +455,7 @@ fn freshen(
     if surrogate_keys.is_empty() {
         surrogate_keys = base.surrogate_keys().to_vec();
     }
-    remove_served_fields(&mut headers);
+    crate::stored_headers::remove_per_answer_fields(&mut headers);
     let upstream_status = headers.remove(super::CACHE_STATUS);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(base.body.len()));
     let headers = StoredHeaders::from_map(&headers);
@@ -493,14 +493,6 @@ fn retention(
         .max(route.stale_while_revalidate.0)
         .max(secs(stale.stale_while_revalidate))
         .max(secs(stale.stale_if_error))
-}
-
-/// Removes the fields every answer sets for itself (Age, the request id
-/// of the fill's client), so that a stored object's fields never need
-/// merging with them.
-fn remove_served_fields(headers: &mut HeaderMap) {
-    headers.remove(header::AGE);
-    headers.remove(super::X_REQUEST_ID);
 }
 
 /// Collects `Surrogate-Key` (space separated) and `Cache-Tag` (comma
