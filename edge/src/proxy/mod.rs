@@ -364,7 +364,7 @@ async fn fill(
                         stored: true,
                         ..CacheStatus::default()
                     };
-                    respond::serve_streaming(state, ctx, &head, &body, status, now).into()
+                    respond::serve_streaming(state, ctx, &head, &body, status, now)
                 }
                 FetchResult::Pass(resp) => {
                     if ctx.method == Method::HEAD {
@@ -411,7 +411,9 @@ async fn fill(
                         collapsed: true,
                         ..CacheStatus::default()
                     };
-                    Some(respond::serve_streaming(state, ctx, &head, &body, status, now).into())
+                    Some(respond::serve_streaming(
+                        state, ctx, &head, &body, status, now,
+                    ))
                 }
                 Ok(Outcome::Uncacheable) => {
                     let status = CacheStatus {

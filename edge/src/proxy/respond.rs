@@ -24,30 +24,10 @@ pub fn serve_object(
     status: CacheStatus,
     now: SystemTime,
 ) -> Answer {
-    let age = object.age(now).as_secs();
-    let cache_status = cache_status_value(state, object, &status);
-    let finish = |headers: &mut HeaderMap| {
-        headers.insert(header::AGE, HeaderValue::from(age));
-        if let Ok(v) = HeaderValue::try_from(cache_status) {
-            headers.insert(CACHE_STATUS, v);
-        }
-        append_via(headers, &state.via);
-    };
-    let head = ctx.method == Method::HEAD;
+    let finish = |headers: &mut HeaderMap| add_edge_fields(headers, state, object, &status, now);
     if served_as_stored(ctx, object) {
-        // The stored fields stay where they are; only the edge's own are
-        // made (Age, Cache-Status, Via, and X-Request-Id by the handler).
-        let mut headers = HeaderMap::with_capacity(4);
-        finish(&mut headers);
-        let body = if head {
-            EdgeBody::Empty
-        } else {
-            EdgeBody::full(object.body.clone())
-        };
-        return Answer {
-            response: with_parts(object.status, headers, body),
-            stored: Some(object.clone()),
-        };
+        let body = EdgeBody::full(object.body.clone());
+        return as_stored(state, ctx, object, &status, now, body);
     }
     // Sized for the fields added here and by the handler (Age,
     // Cache-Status, Via, X-Request-Id, Content-Range).
@@ -69,6 +49,7 @@ pub fn serve_object(
         }
     }
     finish(&mut headers);
+    let head = ctx.method == Method::HEAD;
     let len = object.body.len() as u64;
     let range = if object.status == StatusCode::OK {
         evaluate_range(&ctx.headers, len, &headers)
@@ -168,21 +149,62 @@ fn cache_status_value(state: &EdgeState, object: &CachedObject, status: &CacheSt
 pub fn serve_streaming(
     state: &EdgeState,
     ctx: &RequestCtx<'_>,
-    head: &CachedObject,
-    body: &std::sync::Arc<crate::growing::Growing>,
+    head: &Arc<CachedObject>,
+    body: &Arc<crate::growing::Growing>,
     status: CacheStatus,
     now: SystemTime,
-) -> Response<EdgeBody> {
-    let mut headers = head.headers.to_map(4);
-    headers.insert(header::AGE, HeaderValue::from(head.age(now).as_secs()));
-    if let Ok(v) = HeaderValue::try_from(cache_status_value(state, head, &status)) {
-        headers.insert(CACHE_STATUS, v);
+) -> Answer {
+    if !head.headers.contains(&header::VIA) {
+        return as_stored(state, ctx, head, &status, now, body.reader());
     }
-    append_via(&mut headers, &state.via);
+    let mut headers = head.headers.to_map(4);
+    add_edge_fields(&mut headers, state, head, &status, now);
     let body = if ctx.method == Method::HEAD {
         EdgeBody::Empty
     } else {
         body.reader()
     };
-    with_parts(head.status, headers, body)
+    with_parts(head.status, headers, body).into()
+}
+
+/// The fields the edge adds to every answer from a stored object: Age,
+/// Cache-Status and Via (X-Request-Id is the handler's).
+fn add_edge_fields(
+    headers: &mut HeaderMap,
+    state: &EdgeState,
+    object: &CachedObject,
+    status: &CacheStatus,
+    now: SystemTime,
+) {
+    headers.insert(header::AGE, HeaderValue::from(object.age(now).as_secs()));
+    if let Ok(v) = HeaderValue::try_from(cache_status_value(state, object, status)) {
+        headers.insert(CACHE_STATUS, v);
+    }
+    append_via(headers, &state.via);
+}
+
+/// An answer with the object's status and stored fields left as stored
+/// (written from their bytes by the HTTP/1.1 path), followed by only the
+/// edge's own; `body` is dropped for HEAD. The object must have no stored
+/// Via (ours would have to extend it).
+fn as_stored(
+    state: &EdgeState,
+    ctx: &RequestCtx<'_>,
+    object: &Arc<CachedObject>,
+    status: &CacheStatus,
+    now: SystemTime,
+    body: EdgeBody,
+) -> Answer {
+    // Room for the handler's X-Request-Id too.
+    let mut headers = HeaderMap::with_capacity(4);
+    add_edge_fields(&mut headers, state, object, status, now);
+    let body = if ctx.method == Method::HEAD {
+        EdgeBody::Empty
+    } else {
+        body
+    };
+    Answer {
+        response: with_parts(object.status, headers, body),
+        stored: Some(object.clone()),
+    }
 }
