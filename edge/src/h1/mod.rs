@@ -102,7 +102,7 @@ pub async fn serve<S>(
                 _ = fallback.shutdown.changed(), if buf.is_empty() => return,
             }
         };
-        let exchange = Exchange {
+        let mut exchange = Exchange {
             head: head.method() == http::Method::HEAD,
             version: head.version(),
             keep_alive: head.keep_alive,
@@ -116,10 +116,8 @@ pub async fn serve<S>(
             }
         };
         let answer = proxy::handle(state.load_full(), request, remote).await;
-        let exchange = Exchange {
-            keep_alive: exchange.keep_alive && !fallback.shutdown.has_changed().unwrap_or(true),
-            ..exchange
-        };
+        // Draining: this answer is the connection's last.
+        exchange.keep_alive &= !fallback.shutdown.has_changed().unwrap_or(true);
         match writer.write(&mut io, answer, exchange).await {
             Ok(true) => {}
             Ok(false) => {

@@ -64,9 +64,12 @@ impl HeadParser {
     /// Parses the head at the start of `buf`.
     pub fn parse(&mut self, buf: &[u8]) -> Parsed {
         self.fields.clear();
-        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut raw);
-        let len = match req.parse(buf) {
+        // Uninitialised slots, as hyper parses: no 3 KiB of empty headers
+        // written per request for httparse to overwrite.
+        let mut raw =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(buf, &mut raw) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Parsed::Partial,
             Err(_) => return Parsed::Handoff,

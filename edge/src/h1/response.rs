@@ -170,15 +170,15 @@ impl Writer {
         if stated_length.is_none() {
             match framing {
                 Framing::Length(len) => {
-                    let mut text = itoa_buf();
-                    field(out, b"content-length", format_u64(len, &mut text));
+                    // Rare: stored objects and origin answers state it.
+                    field(out, b"content-length", len.to_string().as_bytes());
                 }
                 Framing::Chunked => field(out, b"transfer-encoding", b"chunked"),
                 Framing::UntilClose | Framing::None => {}
             }
         }
         if !dated {
-            DATE.with(|date| field(out, b"date", &date.now()));
+            field(out, b"date", &date_now());
         }
         keep_alive &= framing != Framing::UntilClose;
         if !keep_alive {
@@ -196,22 +196,6 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// The header section: stored fields first, then the edge's own.
@@ -315,32 +299,22 @@ where
     Ok(())
 }
 
-/// The `Date` field for answers without one, formatted once a second.
-struct DateCache {
-    at: std::cell::Cell<u64>,
-    text: std::cell::RefCell<[u8; 29]>,
-}
-
 thread_local! {
-    static DATE: DateCache = const {
-        DateCache {
-            at: std::cell::Cell::new(u64::MAX),
-            text: std::cell::RefCell::new([b' '; 29]),
-        }
-    };
+    /// The `Date` field for answers without one, formatted once a second
+    /// per worker thread: (the second, its IMF-fixdate text).
+    static DATE: std::cell::RefCell<(u64, [u8; 29])> = const { std::cell::RefCell::new((u64::MAX, [b' '; 29])) };
 }
 
-impl DateCache {
-    fn now(&self) -> [u8; 29] {
-        let now = SystemTime::now();
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if self.at.get() != secs {
-            let text = httpdate::fmt_http_date(now);
-            let mut slot = self.text.borrow_mut();
-            let n = text.len().min(29);
-            slot[..n].copy_from_slice(&text.as_bytes()[..n]);
-            self.at.set(secs);
+fn date_now() -> [u8; 29] {
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            let formatted = httpdate::fmt_http_date(now);
+            let n = formatted.len().min(text.len());
+            text[..n].copy_from_slice(&formatted.as_bytes()[..n]);
+            *at = secs;
         }
-        *self.text.borrow()
-    }
+        *text
+    })
 }
