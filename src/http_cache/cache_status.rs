@@ -1,7 +1,5 @@
 //! The Cache-Status response field (RFC 9211).
 
-use std::fmt::Write as _;
-
 use http::HeaderValue;
 
 /// Why the request went forward (the `fwd` parameter).
@@ -107,11 +105,15 @@ impl CacheStatus {
             out.push_str("; fwd=");
             out.push_str(f.as_str());
         }
+        // Rendered on every answer: integers without the formatting machinery.
+        let mut number = itoa::Buffer::new();
         if let Some(s) = self.fwd_status {
-            let _ = write!(out, "; fwd-status={s}");
+            out.push_str("; fwd-status=");
+            out.push_str(number.format(s));
         }
         if let Some(t) = self.ttl {
-            let _ = write!(out, "; ttl={t}");
+            out.push_str("; ttl=");
+            out.push_str(number.format(t));
         }
         if self.stored {
             out.push_str("; stored");

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::body::EdgeBody;
-use crate::proxy::Answer;
+use crate::proxy::{Answer, EdgeFields};
 use crate::stored_headers::StoredHeaders;
 
 /// How the body is delimited.
@@ -58,12 +58,17 @@ impl Writer {
     where
         S: AsyncWrite + Unpin,
     {
-        let Answer { response, stored } = answer;
+        let Answer {
+            response,
+            stored,
+            edge,
+        } = answer;
         let stored = stored.as_deref().map(|object| &object.headers);
         let (parts, body) = response.into_parts();
         let fields = Fields {
             stored,
             added: &parts.headers,
+            edge: edge.as_ref(),
         };
         let (framing, keep_alive) = self.encode_head(parts.status, &fields, &body, exchange);
         let sends_body = !exchange.head && framing != Framing::None;
@@ -166,12 +171,24 @@ impl Writer {
             dated |= name == header::DATE;
             field(out, name.as_str().as_bytes(), value);
         }
+        if let Some(edge) = fields.edge {
+            field(out, b"age", itoa::Buffer::new().format(edge.age).as_bytes());
+            field(out, b"cache-status", edge.cache_status.as_bytes());
+            field(out, b"via", edge.via.as_bytes());
+            if let Some(id) = &edge.request_id {
+                field(out, b"x-request-id", id.as_bytes());
+            }
+        }
         let framing = framing(status, stated_length, body, exchange);
         if stated_length.is_none() {
             match framing {
                 Framing::Length(len) => {
                     // Rare: stored objects and origin answers state it.
-                    field(out, b"content-length", len.to_string().as_bytes());
+                    field(
+                        out,
+                        b"content-length",
+                        itoa::Buffer::new().format(len).as_bytes(),
+                    );
                 }
                 Framing::Chunked => field(out, b"transfer-encoding", b"chunked"),
                 Framing::UntilClose | Framing::None => {}
@@ -198,10 +215,12 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The header section: stored fields first, then the edge's own.
+/// The header section: stored fields first, then the edge's own (those
+/// in the response's map, then those kept as values).
 struct Fields<'a> {
     stored: Option<&'a StoredHeaders>,
     added: &'a HeaderMap,
+    edge: Option<&'a EdgeFields>,
 }
 
 /// A Content-Length value; one that is not a number is taken as 0 (the

@@ -1,12 +1,14 @@
 //! The handler's answer: a response, and for a stored object served as it
-//! is, the object whose stored fields come first. The edge's HTTP/1.1 path
-//! writes those fields straight from their stored bytes; hyper gets them
-//! merged into the response's map.
+//! is, the object whose stored fields come first and the edge's own fields
+//! as plain values. The edge's HTTP/1.1 path writes both straight into the
+//! head (no header map is built for such a hit); hyper gets them merged
+//! into the response's map.
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Response};
+use http::{HeaderMap, HeaderValue, Response, header};
 
+use super::{CACHE_STATUS, X_REQUEST_ID};
 use crate::body::EdgeBody;
 use crate::object::CachedObject;
 
@@ -18,10 +20,27 @@ pub struct Answer {
     pub response: Response<EdgeBody>,
     /// The object whose stored fields lead the header section.
     pub stored: Option<Arc<CachedObject>>,
+    /// For an answer served as stored: the edge's fields, written after
+    /// the stored ones and those of `response`.
+    pub edge: Option<EdgeFields>,
+}
+
+/// The fields the edge adds to an answer served as stored, kept as values
+/// until the head is written.
+pub struct EdgeFields {
+    /// `Age`, seconds.
+    pub age: u64,
+    /// `Cache-Status` (RFC 9211), rendered: visible ASCII only.
+    pub cache_status: String,
+    /// `Via`.
+    pub via: HeaderValue,
+    /// `X-Request-Id`, set by the handler once the answer is made.
+    pub request_id: Option<HeaderValue>,
 }
 
 impl Answer {
-    /// The fields the edge added (all of them when nothing is stored).
+    /// The fields the edge added to the map (all of them when nothing is
+    /// stored).
     pub fn headers(&self) -> &HeaderMap {
         self.response.headers()
     }
@@ -31,15 +50,58 @@ impl Answer {
         self.response.headers_mut()
     }
 
+    /// Sets `X-Request-Id`, replacing any the response carried.
+    pub fn set_request_id(&mut self, id: HeaderValue) {
+        match &mut self.edge {
+            Some(fields) => fields.request_id = Some(id),
+            None => {
+                self.response.headers_mut().insert(X_REQUEST_ID, id);
+            }
+        }
+    }
+
+    /// The request id the answer carries.
+    pub fn request_id(&self) -> Option<&HeaderValue> {
+        match &self.edge {
+            Some(fields) => fields.request_id.as_ref(),
+            None => self.response.headers().get(X_REQUEST_ID),
+        }
+    }
+
+    /// The `Cache-Status` value the answer carries.
+    pub fn cache_status(&self) -> Option<&[u8]> {
+        match &self.edge {
+            Some(fields) => Some(fields.cache_status.as_bytes()),
+            None => self
+                .response
+                .headers()
+                .get(CACHE_STATUS)
+                .map(HeaderValue::as_bytes),
+        }
+    }
+
     /// One response with every field in its map, for hyper.
     pub fn into_response(self) -> Response<EdgeBody> {
-        let Some(object) = self.stored else {
+        if self.stored.is_none() && self.edge.is_none() {
             return self.response;
-        };
+        }
         let (mut parts, body) = self.response.into_parts();
         let added = std::mem::take(&mut parts.headers);
-        let mut headers = object.headers.to_map(added.len());
+        let mut headers = match &self.stored {
+            Some(object) => object.headers.to_map(added.len() + 4),
+            None => HeaderMap::with_capacity(added.len() + 4),
+        };
         headers.extend(added);
+        if let Some(edge) = self.edge {
+            headers.insert(header::AGE, HeaderValue::from(edge.age));
+            if let Ok(v) = HeaderValue::try_from(edge.cache_status) {
+                headers.insert(CACHE_STATUS, v);
+            }
+            headers.insert(header::VIA, edge.via);
+            if let Some(id) = edge.request_id {
+                headers.insert(X_REQUEST_ID, id);
+            }
+        }
         parts.headers = headers;
         Response::from_parts(parts, body)
     }
@@ -50,6 +112,7 @@ impl From<Response<EdgeBody>> for Answer {
         Answer {
             response,
             stored: None,
+            edge: None,
         }
     }
 }

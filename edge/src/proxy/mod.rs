@@ -29,7 +29,7 @@ use crate::object::CachedObject;
 use crate::state::{Counters, EdgeState};
 use crate::store::Lookup;
 
-pub use answer::Answer;
+pub use answer::{Answer, EdgeFields};
 pub use fetch::FetchResult;
 
 /// `Cache-Status` (RFC 9211), on every answer.
@@ -96,8 +96,8 @@ where
     let mut resp = process(&state, req, client, id.clone())
         .instrument(span.clone())
         .await;
-    resp.headers_mut().insert(X_REQUEST_ID, id);
-    let cache_status = resp.headers().get(CACHE_STATUS).map(HeaderValue::as_bytes);
+    resp.set_request_id(id);
+    let cache_status = resp.cache_status();
     crate::metrics::request_done(
         resp.response.status().as_u16(),
         cache_status,
@@ -105,7 +105,7 @@ where
     );
     if let Some((method, path)) = access {
         let _enter = span.enter();
-        let request_id = resp.headers().get(X_REQUEST_ID);
+        let request_id = resp.request_id();
         tracing::info!(
             target: "access",
             request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),

@@ -9,7 +9,7 @@ use edgecache::http_cache::conditional::{Precondition, evaluate, not_modified_he
 use edgecache::http_cache::range::{RangeAnswer, evaluate_range};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
-use super::answer::Answer;
+use super::answer::{Answer, EdgeFields};
 use super::forward::append_via;
 use super::{CACHE_STATUS, RequestCtx};
 use crate::body::EdgeBody;
@@ -185,8 +185,8 @@ fn add_edge_fields(
 
 /// An answer with the object's status and stored fields left as stored
 /// (written from their bytes by the HTTP/1.1 path), followed by only the
-/// edge's own; `body` is dropped for HEAD. The object must have no stored
-/// Via (ours would have to extend it).
+/// edge's own, kept as values; `body` is dropped for HEAD. The object must
+/// have no stored Via (ours would have to extend it).
 fn as_stored(
     state: &EdgeState,
     ctx: &RequestCtx<'_>,
@@ -195,16 +195,21 @@ fn as_stored(
     now: SystemTime,
     body: EdgeBody,
 ) -> Answer {
-    // Room for the handler's X-Request-Id too.
-    let mut headers = HeaderMap::with_capacity(4);
-    add_edge_fields(&mut headers, state, object, status, now);
     let body = if ctx.method == Method::HEAD {
         EdgeBody::Empty
     } else {
         body
     };
+    let mut response = Response::new(body);
+    *response.status_mut() = object.status;
     Answer {
-        response: with_parts(object.status, headers, body),
+        response,
         stored: Some(object.clone()),
+        edge: Some(EdgeFields {
+            age: object.age(now).as_secs(),
+            cache_status: cache_status_value(state, object, status),
+            via: state.via.clone(),
+            request_id: None,
+        }),
     }
 }
