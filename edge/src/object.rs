@@ -82,9 +82,13 @@ impl CachedObject {
 
     /// Remaining freshness in whole seconds; negative once stale.
     pub fn ttl_secs(&self, now: SystemTime) -> i64 {
+        self.ttl_secs_at_age(self.age(now))
+    }
+
+    /// [`CachedObject::ttl_secs`] for an age already computed.
+    pub fn ttl_secs_at_age(&self, age: Duration) -> i64 {
         let lifetime = self.lifetime.as_secs() as i64;
-        let age = self.age(now).as_secs() as i64;
-        lifetime.saturating_sub(age)
+        lifetime.saturating_sub(age.as_secs() as i64)
     }
 
     /// Whether it may be served without contacting the origin.

@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use edgecache::config::FailureKind;
+use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 
 use crate::state::EdgeState;
@@ -83,14 +84,15 @@ fn describe() {
     );
 }
 
+const HIT: usize = 0;
+const STALE: usize = 1;
+const MISS: usize = 2;
+const PASS: usize = 3;
+const ERROR: usize = 4;
+
 /// The cache outcome of an answered request (an index into [`CLASSES`]),
 /// from its status code and our `Cache-Status` entry (the last one).
 pub fn cache_class(status: u16, cache_status: Option<&[u8]>) -> usize {
-    const HIT: usize = 0;
-    const STALE: usize = 1;
-    const MISS: usize = 2;
-    const PASS: usize = 3;
-    const ERROR: usize = 4;
     let Some(value) = cache_status else {
         return if status >= 400 { ERROR } else { PASS };
     };
@@ -98,40 +100,66 @@ pub fn cache_class(status: u16, cache_status: Option<&[u8]>) -> usize {
         Some(comma) => &value[comma + 1..],
         None => value,
     };
-    // Runs on every request: one pass over the entry's parameters, as
-    // bytes (the value is ASCII; no character decoding).
-    let (mut hit, mut fwd_stale, mut fwd_fill, mut fwd_other, mut detail) =
-        (false, false, false, false, false);
+    // One pass over the entry's parameters, as bytes (the value is ASCII;
+    // no character decoding).
+    let (mut hit, mut fwd, mut detail) = (false, None, false);
     for param in entry.split(|b| *b == b';').skip(1).map(<[u8]>::trim_ascii) {
         match param {
             b"hit" => hit = true,
-            b"fwd=stale" => fwd_stale = true,
-            b"fwd=uri-miss" | b"fwd=vary-miss" | b"fwd=miss" => fwd_fill = true,
-            p if p.starts_with(b"fwd=") => fwd_other = true,
+            b"fwd=stale" => fwd = Some(Forwarded::Stale),
+            b"fwd=uri-miss" | b"fwd=vary-miss" | b"fwd=miss" => fwd = Some(Forwarded::Fill),
+            p if p.starts_with(b"fwd=") => fwd = Some(Forwarded::Other),
             p if p.starts_with(b"detail=") => detail = true,
             _ => {}
         }
     }
+    classify(status, hit, fwd, detail)
+}
+
+/// [`cache_class`] of an answer carrying `ours` as its last entry, read
+/// from the entry before it is rendered (a hit then parses nothing).
+pub fn status_class(status: u16, ours: &CacheStatus) -> usize {
+    let fwd = ours.fwd.map(|f| match f {
+        Fwd::Stale => Forwarded::Stale,
+        Fwd::UriMiss | Fwd::VaryMiss | Fwd::Miss => Forwarded::Fill,
+        _ => Forwarded::Other,
+    });
+    classify(status, ours.hit, fwd, ours.detail.is_some())
+}
+
+/// Why a request went forward, as far as the outcome classes care.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forwarded {
+    /// The stored copy was stale.
+    Stale,
+    /// Nothing was stored: the request filled the cache.
+    Fill,
+    /// Any other reason (method, bypass, request directives, ...).
+    Other,
+}
+
+/// The outcome from what the entry says: served from the cache, why it
+/// went forward, and whether it names a failure detail.
+fn classify(status: u16, hit: bool, fwd: Option<Forwarded>, detail: bool) -> usize {
+    let stale = fwd == Some(Forwarded::Stale);
     if hit {
-        return if fwd_stale { STALE } else { HIT };
+        return if stale { STALE } else { HIT };
     }
     if matches!(status, 502..=504) && detail {
         return ERROR;
     }
-    if fwd_fill || fwd_stale {
-        MISS
-    } else if fwd_other {
-        PASS
-    } else if status >= 400 {
-        ERROR
-    } else {
-        PASS
+    match fwd {
+        Some(Forwarded::Stale | Forwarded::Fill) => MISS,
+        Some(_) => PASS,
+        None if status >= 400 => ERROR,
+        None => PASS,
     }
 }
 
-/// Records one answered client request.
-pub fn request_done(status: u16, cache_status: Option<&[u8]>, elapsed: Duration) {
-    REQUESTS.record(cache_class(status, cache_status), status, elapsed);
+/// Records one answered client request of outcome `class` (an index into
+/// [`CLASSES`]).
+pub fn request_done(status: u16, class: usize, elapsed: Duration) {
+    REQUESTS.record(class, status, elapsed);
 }
 
 /// Records one request sent to the origin.
@@ -179,7 +207,9 @@ pub async fn render(state: &EdgeState) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CLASSES, cache_class};
+    use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
+
+    use super::{CLASSES, cache_class, status_class};
 
     fn class(status: u16, cache_status: Option<&str>) -> &'static str {
         CLASSES[cache_class(status, cache_status.map(str::as_bytes))]
@@ -212,5 +242,41 @@ mod tests {
         );
         assert_eq!(class(421, None), "error");
         assert_eq!(class(200, None), "pass");
+    }
+
+    #[test]
+    fn an_entry_classifies_alike_before_and_after_rendering() {
+        let fwds = [
+            None,
+            Some(Fwd::UriMiss),
+            Some(Fwd::VaryMiss),
+            Some(Fwd::Miss),
+            Some(Fwd::Request),
+            Some(Fwd::Stale),
+            Some(Fwd::Partial),
+            Some(Fwd::Bypass),
+            Some(Fwd::Method),
+        ];
+        for status in [200, 304, 404, 502, 503, 504] {
+            for fwd in fwds {
+                for hit in [false, true] {
+                    for detail in [None, Some("origin-unreachable".to_string())] {
+                        let ours = CacheStatus {
+                            hit,
+                            fwd,
+                            ttl: Some(5),
+                            detail,
+                            ..CacheStatus::default()
+                        };
+                        let rendered = ours.render("edgecache");
+                        assert_eq!(
+                            status_class(status, &ours),
+                            cache_class(status, Some(rendered.as_bytes())),
+                            "{status} {rendered}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

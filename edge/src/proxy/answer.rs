@@ -36,6 +36,10 @@ pub struct EdgeFields {
     pub via: HeaderValue,
     /// `X-Request-Id`, set by the handler once the answer is made.
     pub request_id: Option<HeaderValue>,
+    /// The answer's outcome for the metrics (an index into
+    /// [`crate::metrics::CLASSES`]), known before `cache_status` was
+    /// rendered.
+    pub metrics_class: usize,
 }
 
 impl Answer {
@@ -77,6 +81,16 @@ impl Answer {
                 .headers()
                 .get(CACHE_STATUS)
                 .map(HeaderValue::as_bytes),
+        }
+    }
+
+    /// The answer's outcome for the metrics (an index into
+    /// [`crate::metrics::CLASSES`]).
+    pub fn metrics_class(&self) -> usize {
+        let status = self.response.status().as_u16();
+        match &self.edge {
+            Some(fields) => fields.metrics_class,
+            None => crate::metrics::cache_class(status, self.cache_status()),
         }
     }
 

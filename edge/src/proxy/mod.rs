@@ -11,7 +11,7 @@ mod respond;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use edgecache::cache_key::CacheKey;
 use edgecache::config::Route;
@@ -97,10 +97,9 @@ where
         .instrument(span.clone())
         .await;
     resp.set_request_id(id);
-    let cache_status = resp.cache_status();
     crate::metrics::request_done(
         resp.response.status().as_u16(),
-        cache_status,
+        resp.metrics_class(),
         started.elapsed(),
     );
     if let Some((method, path)) = access {
@@ -112,7 +111,8 @@ where
             %method,
             %path,
             status = resp.response.status().as_u16(),
-            cache_status = cache_status
+            cache_status = resp
+                .cache_status()
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .unwrap_or("-"),
             bytes = http_body::Body::size_hint(resp.response.body())
@@ -239,11 +239,12 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Answer {
                     .into();
             }
             Lookup::Found { object, variant } => {
-                if usable_now(state, ctx, &object, now) {
+                let age = object.age(now);
+                if usable_now(state, ctx, &object, age) {
                     Counters::bump(&state.counters.hits);
                     let status = CacheStatus {
                         hit: true,
-                        ttl: Some(object.ttl_secs(now)),
+                        ttl: Some(object.ttl_secs_at_age(age)),
                         ..CacheStatus::default()
                     };
                     return respond::serve_object(state, ctx, &object, status, now);
@@ -278,12 +279,13 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Answer {
         .into()
 }
 
-/// Whether a stored object may answer this request without the origin.
+/// Whether a stored object, `age` old now, may answer this request
+/// without the origin.
 fn usable_now(
     state: &EdgeState,
     ctx: &RequestCtx<'_>,
     object: &CachedObject,
-    now: SystemTime,
+    age: Duration,
 ) -> bool {
     let pragma_no_cache = ctx.req_cc.is_none()
         && ctx
@@ -295,8 +297,8 @@ fn usable_now(
         return false;
     }
     let req_cc = if honor { ctx.req_cc.as_ref() } else { None };
-    let fresh = object.is_fresh(now);
-    match request_allows(req_cc, object.age(now), object.lifetime) {
+    let fresh = age < object.lifetime;
+    match request_allows(req_cc, age, object.lifetime) {
         RequestFreshness::Fresh => {
             // A client's max-stale may accept a stale copy, unless the origin forbade it.
             fresh || !object.stale.forbidden

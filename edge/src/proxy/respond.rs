@@ -210,6 +210,7 @@ fn as_stored(
             cache_status: cache_status_value(state, object, status),
             via: state.via.clone(),
             request_id: None,
+            metrics_class: crate::metrics::status_class(object.status.as_u16(), status),
         }),
     }
 }
