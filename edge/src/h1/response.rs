@@ -6,7 +6,7 @@ use std::io::{self, IoSlice};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, Version, header};
+use http::{HeaderMap, HeaderName, StatusCode, Version, header};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -152,24 +152,18 @@ impl Writer {
         out.extend_from_slice(b"\r\n");
         // One pass over the fields: each is written, and the few that
         // decide framing and connection handling are noted on the way.
-        let mut stated_length = None;
-        let mut dated = false;
-        let mut keep_alive = exchange.keep_alive;
-        let stored = fields.stored.into_iter().flat_map(StoredHeaders::raw);
-        let added = fields.added.iter().map(|(n, v)| (n, v.as_bytes()));
-        for (name, value) in stored.chain(added) {
-            if name == header::CONNECTION {
-                keep_alive &= !value.eq_ignore_ascii_case(b"close");
-                continue;
+        let mut noted = Noted {
+            stated_length: None,
+            dated: false,
+            keep_alive: exchange.keep_alive,
+        };
+        if let Some(stored) = fields.stored {
+            for (name, value) in stored.raw() {
+                noted.write(out, name, value);
             }
-            if name == header::TRANSFER_ENCODING {
-                continue;
-            }
-            if name == header::CONTENT_LENGTH && stated_length.is_none() {
-                stated_length = Some(parse_length(value));
-            }
-            dated |= name == header::DATE;
-            field(out, name.as_str().as_bytes(), value);
+        }
+        for (name, value) in fields.added {
+            noted.write(out, name, value.as_bytes());
         }
         if let Some(edge) = fields.edge {
             field(out, b"age", itoa::Buffer::new().format(edge.age).as_bytes());
@@ -179,6 +173,11 @@ impl Writer {
                 field(out, b"x-request-id", id.as_bytes());
             }
         }
+        let Noted {
+            stated_length,
+            dated,
+            mut keep_alive,
+        } = noted;
         let framing = framing(status, stated_length, body, exchange);
         if stated_length.is_none() {
             match framing {
@@ -208,6 +207,35 @@ impl Writer {
     }
 }
 
+/// What the writer notes while copying an answer's fields.
+struct Noted {
+    /// The first Content-Length.
+    stated_length: Option<u64>,
+    /// A Date field was written.
+    dated: bool,
+    /// No `Connection: close` so far.
+    keep_alive: bool,
+}
+
+impl Noted {
+    /// Writes one field of the answer, noting what framing needs; the
+    /// writer's own framing and connection fields replace the answer's.
+    fn write(&mut self, out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
+        if name == header::CONNECTION {
+            self.keep_alive &= !value.eq_ignore_ascii_case(b"close");
+            return;
+        }
+        if name == header::TRANSFER_ENCODING {
+            return;
+        }
+        if name == header::CONTENT_LENGTH && self.stated_length.is_none() {
+            self.stated_length = Some(parse_length(value));
+        }
+        self.dated |= name == header::DATE;
+        field(out, name.as_str().as_bytes(), value);
+    }
+}
+
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -227,9 +255,16 @@ struct Fields<'a> {
 /// handler never makes one: stored and origin values were checked when
 /// they arrived).
 fn parse_length(value: &[u8]) -> u64 {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 {
+        return 0;
+    }
+    digits
+        .iter()
+        .try_fold(0u64, |n, d| match d {
+            b'0'..=b'9' => Some(n * 10 + u64::from(d - b'0')),
+            _ => None,
+        })
         .unwrap_or(0)
 }
 
@@ -336,4 +371,23 @@ fn date_now() -> [u8; 29] {
         }
         *text
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_length;
+
+    #[test]
+    fn content_length_values() {
+        assert_eq!(parse_length(b"1024"), 1024);
+        assert_eq!(parse_length(b" 7 "), 7);
+        assert_eq!(parse_length(b"18446744073709551615"), 0, "20 digits");
+        assert_eq!(
+            parse_length(b"9999999999999999999"),
+            9_999_999_999_999_999_999
+        );
+        assert_eq!(parse_length(b"12a"), 0);
+        assert_eq!(parse_length(b"-1"), 0);
+        assert_eq!(parse_length(b""), 0);
+    }
 }
