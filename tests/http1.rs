@@ -264,3 +264,46 @@ fn fields_the_edge_sets_per_answer_appear_once_on_hits() {
     assert!(hit.contains("via: 1.1 shield, 1.1 edgecache"), "{hit}");
     assert_eq!(hit.matches("age: ").count(), 1, "{hit}");
 }
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_at_once_on_shutdown() {
+    let origin = spawn_origin(None, &[]);
+    let mut edge = spawn_edge(&origin.url("http"), &[]);
+    let mut stream = TcpStream::connect(edge.addr("http")).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    stream
+        .write_all(get("/_gen/10/idle?ttl=60", "").as_bytes())
+        .expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..100 {
+        let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n");
+        if head_end.is_some_and(|end| answer.len() >= end + 4 + 10) {
+            break;
+        }
+        let n = stream.read(&mut buf).expect("the answer arrives");
+        assert!(n > 0, "closed before the whole answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200 "));
+    // Idle on a keep-alive connection, with the header read timeout (10 s)
+    // far off: shutdown itself must close it.
+    signal(&edge, libc::SIGTERM);
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        other => panic!("expected the edge to close the idle connection, got {other:?}"),
+    }
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = edge.child.try_wait().expect("try_wait") {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = exited.expect("the edge exits once idle connections are closed");
+    assert!(status.success(), "exit status {status:?}");
+    edge.kill();
+}

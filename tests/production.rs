@@ -122,13 +122,6 @@ fn config_args(config: &Path, ip: std::net::Ipv4Addr) -> Vec<String> {
     ]
 }
 
-fn signal(proc: &Proc, sig: libc::c_int) {
-    let pid = libc::pid_t::try_from(proc.child.id()).expect("pid fits");
-    // SAFETY: kill(2) with a pid we spawned and own.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig})");
-}
-
 /// Polls `cond` every 100 ms for at most `secs` seconds.
 async fn eventually<F: FnMut() -> bool>(secs: u64, mut cond: F) -> bool {
     for _ in 0..secs * 10 {

@@ -290,3 +290,11 @@ pub fn spawn_edge_config(toml_text: &str) -> (Proc, TempDir) {
 
 /// The purge suite shared by the built-in and NATS purge log backends.
 pub mod purge_suite;
+
+/// Sends `sig` to a node.
+pub fn signal(proc: &Proc, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(proc.child.id()).expect("pid fits");
+    // SAFETY: kill(2) with a pid we spawned and own.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}

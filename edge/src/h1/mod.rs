@@ -59,7 +59,7 @@ pub async fn serve<S>(
     remote: SocketAddr,
     state: SharedState,
     limits: HeadLimits,
-    mut fallback: Fallback,
+    fallback: Fallback,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -68,6 +68,12 @@ pub async fn serve<S>(
     let mut writer = Writer::default();
     let deadline = tokio::time::sleep(limits.read_timeout);
     tokio::pin!(deadline);
+    // One wait for shutdown for the connection's life, polled while it is
+    // idle: it stays registered between requests instead of joining and
+    // leaving the watch's waiter list once per request.
+    let mut shutdown = fallback.shutdown.clone();
+    let shutdown_signal = shutdown.changed();
+    tokio::pin!(shutdown_signal);
     loop {
         deadline
             .as_mut()
@@ -99,7 +105,7 @@ pub async fn serve<S>(
                     tracing::debug!(%remote, "no whole request head within the read timeout");
                     return;
                 }
-                _ = fallback.shutdown.changed(), if buf.is_empty() => return,
+                _ = &mut shutdown_signal, if buf.is_empty() => return,
             }
         };
         let mut exchange = Exchange {
