@@ -389,6 +389,20 @@ async fn h2c_prior_knowledge_is_served() {
         .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 200);
+    // A hit over HTTP/2: hyper gets the stored fields and the edge's own
+    // merged into one map, each once.
+    let hit = c
+        .get(format!("{}/a.css", p.edge.url("http")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hit.version(), reqwest::Version::HTTP_2);
+    assert!(cache_status(&hit).contains("hit"), "{}", cache_status(&hit));
+    let h = hit.headers();
+    for name in ["age", "cache-status", "via", "x-request-id", "content-type"] {
+        assert_eq!(h.get_all(name).iter().count(), 1, "{name}: {h:?}");
+    }
+    assert_eq!(hit.text().await.unwrap(), r.text().await.unwrap());
 }
 
 #[tokio::test]

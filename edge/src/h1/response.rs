@@ -166,12 +166,7 @@ impl Writer {
             noted.write(out, name, value.as_bytes());
         }
         if let Some(edge) = fields.edge {
-            field(out, b"age", itoa::Buffer::new().format(edge.age).as_bytes());
-            field(out, b"cache-status", edge.cache_status.as_bytes());
-            field(out, b"via", edge.via.as_bytes());
-            if let Some(id) = &edge.request_id {
-                field(out, b"x-request-id", id.as_bytes());
-            }
+            edge.each(|name, value| field(out, name.as_str().as_bytes(), value));
         }
         let Noted {
             stated_length,

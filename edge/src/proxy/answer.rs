@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Response, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
 
 use super::{CACHE_STATUS, X_REQUEST_ID};
 use crate::body::EdgeBody;
@@ -40,6 +40,23 @@ pub struct EdgeFields {
     /// [`crate::metrics::CLASSES`]), known before `cache_status` was
     /// rendered.
     pub metrics_class: usize,
+}
+
+impl EdgeFields {
+    /// Each field as its name and value bytes, in the order they are
+    /// written: the one list both the HTTP/1.1 writer and the merge for
+    /// hyper go by.
+    pub fn each(&self, mut f: impl FnMut(&HeaderName, &[u8])) {
+        f(
+            &header::AGE,
+            itoa::Buffer::new().format(self.age).as_bytes(),
+        );
+        f(&CACHE_STATUS, self.cache_status.as_bytes());
+        f(&header::VIA, self.via.as_bytes());
+        if let Some(id) = &self.request_id {
+            f(&X_REQUEST_ID, id.as_bytes());
+        }
+    }
 }
 
 impl Answer {
@@ -106,15 +123,12 @@ impl Answer {
             None => HeaderMap::with_capacity(added.len() + 4),
         };
         headers.extend(added);
-        if let Some(edge) = self.edge {
-            headers.insert(header::AGE, HeaderValue::from(edge.age));
-            if let Ok(v) = HeaderValue::try_from(edge.cache_status) {
-                headers.insert(CACHE_STATUS, v);
-            }
-            headers.insert(header::VIA, edge.via);
-            if let Some(id) = edge.request_id {
-                headers.insert(X_REQUEST_ID, id);
-            }
+        if let Some(edge) = &self.edge {
+            edge.each(|name, value| {
+                if let Ok(v) = HeaderValue::from_bytes(value) {
+                    headers.insert(name.clone(), v);
+                }
+            });
         }
         parts.headers = headers;
         Response::from_parts(parts, body)
