@@ -382,20 +382,13 @@ async fn h2c_prior_knowledge_is_served() {
         .http2_prior_knowledge()
         .build()
         .unwrap();
-    let r = c
-        .get(format!("{}/a.css", p.edge.url("http")))
-        .send()
-        .await
-        .unwrap();
+    let url = format!("{}/a.css", p.edge.url("http"));
+    let r = c.get(&url).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 200);
     // A hit over HTTP/2: hyper gets the stored fields and the edge's own
     // merged into one map, each once.
-    let hit = c
-        .get(format!("{}/a.css", p.edge.url("http")))
-        .send()
-        .await
-        .unwrap();
+    let hit = c.get(&url).send().await.unwrap();
     assert_eq!(hit.version(), reqwest::Version::HTTP_2);
     assert!(cache_status(&hit).contains("hit"), "{}", cache_status(&hit));
     let h = hit.headers();
