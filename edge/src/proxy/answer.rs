@@ -60,17 +60,6 @@ impl EdgeFields {
 }
 
 impl Answer {
-    /// The fields the edge added to the map (all of them when nothing is
-    /// stored).
-    pub fn headers(&self) -> &HeaderMap {
-        self.response.headers()
-    }
-
-    /// Adds a field of the edge's own.
-    pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        self.response.headers_mut()
-    }
-
     /// Sets `X-Request-Id`, replacing any the response carried.
     pub fn set_request_id(&mut self, id: HeaderValue) {
         match &mut self.edge {
