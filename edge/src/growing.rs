@@ -4,12 +4,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::StreamBody;
 use tokio::sync::watch;
 
 use crate::body::{BoxError, EdgeBody};
+use crate::body_file::BodyFile;
 
 /// The chunks received so far, and how the body ended (if it has).
 #[derive(Default)]
@@ -60,14 +61,11 @@ impl Growing {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// The whole body in one buffer (copied once), for the store.
-    pub fn concat(&self) -> Bytes {
+    /// The whole body in one buffer (copied once) for the store, kept in a
+    /// sealed memory file when it is at least `file_threshold` bytes.
+    pub fn stored_body(&self, file_threshold: u64) -> (Bytes, Option<Arc<BodyFile>>) {
         let r = self.lock();
-        let mut out = BytesMut::with_capacity(r.len);
-        for chunk in &r.chunks {
-            out.extend_from_slice(chunk);
-        }
-        out.freeze()
+        crate::body_file::keep(&r.chunks, r.len, file_threshold)
     }
 
     /// A response body that yields every chunk from the first, following
@@ -131,7 +129,7 @@ mod tests {
         fill.await.expect("fill task");
         let late = g.reader().collect().await.expect("late reader").to_bytes();
         assert_eq!(&late[..], b"abcd");
-        assert_eq!(&g.concat()[..], b"abcd");
+        assert_eq!(&g.stored_body(0).0[..], b"abcd");
     }
 
     #[tokio::test]

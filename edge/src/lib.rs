@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod body_file;
 pub mod cli;
 pub mod coalesce;
 pub mod growing;

@@ -23,6 +23,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     edge::metrics::install().context("installing the metrics recorder")?;
+    match edge::body_file::raise_descriptor_limit() {
+        Ok(limit) => tracing::debug!(?limit, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the descriptor limit"),
+    }
     let config = args.resolve()?;
     let node = Edge::start(config).await.context("starting the edge")?;
     // Before the listening lines: whoever waits for them may send SIGHUP.

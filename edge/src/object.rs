@@ -1,6 +1,7 @@
 //! A stored response: headers, a shared body, and the times that give its
 //! age and freshness.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -8,6 +9,7 @@ use edgecache::http_cache::freshness::{StalePermissions, current_age};
 use edgecache::http_cache::vary::VarySpec;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
+use crate::body_file::BodyFile;
 use crate::stored_headers::StoredHeaders;
 
 /// One cached response. Immutable once stored: a revalidation that freshens
@@ -20,6 +22,9 @@ pub struct CachedObject {
     pub headers: StoredHeaders,
     /// The complete body.
     pub body: Bytes,
+    /// The sealed memory file `body` is a view of, for a large body: the
+    /// HTTP/1.1 writer sends from it without copying.
+    pub body_file: Option<Arc<BodyFile>>,
     /// When its response head arrived.
     pub response_time: SystemTime,
     /// Corrected initial age (RFC 9111 §4.2.3).
@@ -136,6 +141,7 @@ impl CachedObject {
             status: self.status,
             headers: self.headers.clone(),
             body: self.body.clone(),
+            body_file: self.body_file.clone(),
             response_time: self.response_time,
             initial_age: self.initial_age,
             lifetime: self.lifetime.min(self.age(now)),
@@ -152,12 +158,13 @@ impl CachedObject {
     }
 
     /// The same object with its complete body (a streaming fill that
-    /// finished).
-    pub fn with_body(&self, body: Bytes) -> CachedObject {
+    /// finished), and the file that body is kept in, if any.
+    pub fn with_body(&self, body: Bytes, body_file: Option<Arc<BodyFile>>) -> CachedObject {
         CachedObject {
             status: self.status,
             headers: self.headers.clone(),
             body,
+            body_file,
             response_time: self.response_time,
             initial_age: self.initial_age,
             lifetime: self.lifetime,

@@ -271,6 +271,7 @@ mod tests {
             status: http::StatusCode::OK,
             headers: StoredHeaders::default(),
             body: bytes::Bytes::from_static(b"x"),
+            body_file: None,
             response_time: SystemTime::now(),
             initial_age: Duration::ZERO,
             lifetime: Duration::from_secs(60),

@@ -99,6 +99,77 @@ async fn https_serves_h2_picks_cert_by_sni_and_reloads_certs_without_dropping() 
     assert_eq!(resp.status(), 200);
 }
 
+/// A body kept in a memory file is sent with sendfile on plain TCP only: on
+/// an HTTP/1.1 TLS connection it must go through the TLS stream.
+#[tokio::test]
+async fn https_http1_sends_a_large_stored_body_through_tls() {
+    let origin = spawn_origin(None, &[]);
+    let dir = TempDir::new("tls-big");
+    let ca = Ca::new("edgecache test CA");
+    let (cert, key) = ca.leaf(&dir, "a", &["a.test"]);
+    let ip = next_ip();
+    let config = dir.write(
+        "edge.toml",
+        format!(
+            "origin = \"{}\"\n[cache]\nfile_body_threshold = \"64KiB\"\n[tls]\nlisten = \"{ip}:0\"\ncerts = [{{ cert = \"{}\", key = \"{}\" }}]\n",
+            origin.url("http"),
+            cert.display(),
+            key.display()
+        ),
+    );
+    let edge = Proc::start(
+        bin("edge"),
+        config_args(&config, ip),
+        ip,
+        &["http", "https", "admin"],
+    );
+    let tls = edge.addr("https");
+    let c = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("CA pem"))
+        .resolve("a.test", tls)
+        .http1_only()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let path = "/_gen/200000/tls-big?ttl=600";
+    let expected = client()
+        .get(format!("{}{path}", origin.url("http")))
+        .send()
+        .await
+        .expect("origin GET")
+        .bytes()
+        .await
+        .expect("origin body");
+    for round in ["fill", "hit"] {
+        let resp = c
+            .get(format!("https://a.test:{}{path}", tls.port()))
+            .send()
+            .await
+            .expect("https GET");
+        assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+        assert_eq!(resp.status(), 200, "{round}");
+        let cs = cache_status(&resp);
+        assert_eq!(cs.contains("hit"), round == "hit", "{round}: {cs}");
+        let body = resp.bytes().await.expect("https body");
+        assert!(body == expected, "{round}: the same bytes through TLS");
+    }
+    let stats: serde_json::Value = client()
+        .get(format!("{}/_edge/stats", edge.url("admin")))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats JSON");
+    assert_eq!(stats["body_files"], 1, "{stats}");
+    assert_eq!(
+        stats["sendfile_bytes"], 0,
+        "nothing sent around TLS: {stats}"
+    );
+}
+
 #[tokio::test]
 async fn https_origin_is_verified_and_tls_failures_are_origin_failures() {
     let origin = spawn_origin(None, &[]);

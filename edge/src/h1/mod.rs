@@ -13,6 +13,7 @@
 mod replay;
 mod request;
 mod response;
+mod sendfile;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::server::SharedState;
 pub use replay::Replay;
 use request::{HeadParser, Parsed};
 use response::{Exchange, Writer};
+pub use sendfile::{Sink, sent_bytes};
 
 /// Read buffer size; also what is reserved when it runs low.
 const READ_CHUNK: usize = 8 * 1024;
@@ -61,7 +63,7 @@ pub async fn serve<S>(
     limits: HeadLimits,
     fallback: Fallback,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + Sink + Send + 'static,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = HeadParser::default();

@@ -1,6 +1,7 @@
 //! Responses on the wire (RFC 9112): status line, fields and framing in one
 //! buffer, then the body; a body of one buffer goes out with the head in a
-//! single vectored write.
+//! single vectored write, and a stored body kept in a file goes out from the
+//! kernel with `sendfile(2)` when the connection is plain TCP.
 
 use std::io::{self, IoSlice};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +12,9 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::sendfile::{self, Sink};
 use crate::body::EdgeBody;
+use crate::body_file::BodyFile;
 use crate::proxy::{Answer, EdgeFields};
 use crate::stored_headers::StoredHeaders;
 
@@ -56,13 +59,16 @@ impl Writer {
         exchange: Exchange,
     ) -> io::Result<bool>
     where
-        S: AsyncWrite + Unpin,
+        S: Sink,
     {
         let Answer {
             response,
             stored,
             edge,
         } = answer;
+        let body_file = stored
+            .as_deref()
+            .and_then(|object| object.body_file.as_deref());
         let stored = stored.as_deref().map(|object| &object.headers);
         let (parts, body) = response.into_parts();
         let fields = Fields {
@@ -78,9 +84,9 @@ impl Writer {
                 true
             }
             EdgeBody::Empty | EdgeBody::Full(None) => {
-                self.write_one(io, &Bytes::new(), framing).await?
+                self.write_one(io, &Bytes::new(), None, framing).await?
             }
-            EdgeBody::Full(Some(data)) => self.write_one(io, &data, framing).await?,
+            EdgeBody::Full(Some(data)) => self.write_one(io, &data, body_file, framing).await?,
             EdgeBody::Stream(stream) => {
                 io.write_all(&self.head).await?;
                 stream_body(io, EdgeBody::Stream(stream), framing).await?
@@ -90,11 +96,18 @@ impl Writer {
         Ok(keep_alive && complete)
     }
 
-    /// The head plus a body of one buffer, in one vectored write; returns
-    /// whether the body matched its framing.
-    async fn write_one<S>(&mut self, io: &mut S, data: &Bytes, framing: Framing) -> io::Result<bool>
+    /// The head plus a body of one buffer, in one vectored write or, for a
+    /// body in `file` on plain TCP, with `sendfile(2)`; returns whether the
+    /// body matched its framing.
+    async fn write_one<S>(
+        &mut self,
+        io: &mut S,
+        data: &Bytes,
+        file: Option<&BodyFile>,
+        framing: Framing,
+    ) -> io::Result<bool>
     where
-        S: AsyncWrite + Unpin,
+        S: Sink,
     {
         match framing {
             Framing::Chunked => {
@@ -118,7 +131,13 @@ impl Writer {
             Framing::Length(len) => {
                 // A declared length shorter than the body: send what was declared.
                 let sent = data.len().min(usize::try_from(len).unwrap_or(usize::MAX));
-                let mut bufs = [IoSlice::new(&self.head), IoSlice::new(&data[..sent])];
+                let body = &data[..sent];
+                let from_file = file.and_then(|f| Some((f, f.offset_of(body)?)));
+                if let (Some(tcp), Some((file, offset))) = (io.tcp(), from_file) {
+                    sendfile::send(tcp, &self.head, file, offset, sent).await?;
+                    return Ok(data.len() as u64 == len);
+                }
+                let mut bufs = [IoSlice::new(&self.head), IoSlice::new(body)];
                 write_all_vectored(io, &mut bufs).await?;
                 Ok(data.len() as u64 == len)
             }

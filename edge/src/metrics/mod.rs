@@ -10,6 +10,10 @@
 //! - `stale_answers_total`, `coalesced_waiters_total`: from the node's
 //!   counters, set at scrape time;
 //! - `cache_entries`, `cache_bytes`: gauges read from the store at scrape;
+//! - `body_files`, `body_file_fallbacks_total`, `sendfile_bytes_total`:
+//!   large bodies held in sealed memory files, large bodies that stayed on
+//!   the heap because no file could be made, and body bytes sent from those
+//!   files with `sendfile(2)`;
 //! - `origin_up{origin, role}`: 1 while the origin is UP, 0 while DOWN;
 //! - `purge_applied_seq`, `purge_seconds_since_contact`, `purge_connected`:
 //!   the purge log position applied and the lag behind the control plane
@@ -64,6 +68,19 @@ fn describe() {
         "edgecache_cache_bytes",
         metrics::Unit::Bytes,
         "Bytes held by the store, by its weigher"
+    );
+    metrics::describe_gauge!(
+        "edgecache_body_files",
+        "Large stored bodies held in sealed memory files"
+    );
+    metrics::describe_counter!(
+        "edgecache_body_file_fallbacks_total",
+        "Large bodies kept on the heap because no memory file could be made"
+    );
+    metrics::describe_counter!(
+        "edgecache_sendfile_bytes_total",
+        metrics::Unit::Bytes,
+        "Body bytes sent from memory files with sendfile(2)"
     );
     metrics::describe_gauge!(
         "edgecache_origin_up",
@@ -179,6 +196,10 @@ pub async fn render(state: &EdgeState) -> Option<String> {
     state.store.sync().await;
     metrics::gauge!("edgecache_cache_entries").set(state.store.entry_count() as f64);
     metrics::gauge!("edgecache_cache_bytes").set(state.store.weighted_size() as f64);
+    let (files, fallbacks) = crate::body_file::counts();
+    metrics::gauge!("edgecache_body_files").set(files as f64);
+    metrics::counter!("edgecache_body_file_fallbacks_total").absolute(fallbacks);
+    metrics::counter!("edgecache_sendfile_bytes_total").absolute(crate::h1::sent_bytes());
     let c = &state.counters;
     metrics::counter!("edgecache_stale_answers_total").absolute(c.stale.load(Ordering::Relaxed));
     metrics::counter!("edgecache_coalesced_waiters_total")

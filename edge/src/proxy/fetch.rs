@@ -396,12 +396,14 @@ fn build_object(
     let surrogate_keys = take_surrogate_keys(state, &mut headers);
     crate::stored_headers::remove_per_answer_fields(&mut headers);
     let upstream_status = headers.remove(super::CACHE_STATUS);
-    let (body, length) = match body {
+    let (body, body_file, length) = match body {
         Stored::Complete(bytes) => {
-            let length = bytes.len() as u64;
-            (bytes, length)
+            let length = bytes.len();
+            let threshold = state.config.cache.file_body_threshold.0;
+            let (body, file) = crate::body_file::keep(&[bytes], length, threshold);
+            (body, file, length as u64)
         }
-        Stored::Streaming(length) => (Bytes::new(), length),
+        Stored::Streaming(length) => (Bytes::new(), None, length),
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     let variant = match VarySpec::from_headers(&headers) {
@@ -415,6 +417,7 @@ fn build_object(
         status,
         headers,
         body,
+        body_file,
         response_time,
         initial_age,
         lifetime,
@@ -464,6 +467,7 @@ fn freshen(
         status: base.status,
         headers,
         body: base.body.clone(),
+        body_file: base.body_file.clone(),
         response_time,
         initial_age,
         lifetime,
@@ -575,7 +579,8 @@ async fn run_stream(state: Arc<EdgeState>, primary: CacheKey, job: StreamJob, gu
     };
     match ended {
         Ok(()) => {
-            let object = Arc::new(head.with_body(growing.concat()));
+            let (body, body_file) = growing.stored_body(state.config.cache.file_body_threshold.0);
+            let object = Arc::new(head.with_body(body, body_file));
             let spec = object.vary_spec();
             state.store.insert(&primary, spec, object.clone()).await;
             job.upstream.record_success();

@@ -1,0 +1,81 @@
+//! A response head and a stored body file on a plain TCP connection: the
+//! head is sent with `MSG_MORE` so that it leaves in the same segment as
+//! the body's first bytes, and the body goes out with `sendfile(2)` from
+//! its sealed memory file (no copy of the body into the socket).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::net::SendFlags;
+use tokio::io::{AsyncWrite, Interest};
+use tokio::net::TcpStream;
+
+use crate::body_file::BodyFile;
+
+/// Body bytes this process has sent with `sendfile(2)`.
+static SENT_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Body bytes sent from body files without copying them into the socket.
+pub fn sent_bytes() -> u64 {
+    SENT_BYTES.load(Ordering::Relaxed)
+}
+
+/// A connection an answer is written on. A plain TCP connection exposes
+/// its socket, so a body file can be sent from the kernel; others (TLS,
+/// test buffers) are written through `AsyncWrite` only.
+pub trait Sink: AsyncWrite + Unpin {
+    /// The TCP socket the bytes go to unchanged, if there is one.
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl Sink for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl<S> Sink for tokio_rustls::server::TlsStream<S> where
+    S: tokio::io::AsyncRead + AsyncWrite + Unpin
+{
+}
+
+/// Sends `head`, then `len` bytes of `file` from `offset`.
+pub async fn send(
+    tcp: &TcpStream,
+    head: &[u8],
+    file: &BodyFile,
+    offset: u64,
+    len: usize,
+) -> io::Result<()> {
+    let mut written = 0;
+    while written < head.len() {
+        let n = tcp
+            .async_io(Interest::WRITABLE, || {
+                rustix::net::send(tcp, &head[written..], SendFlags::MORE | SendFlags::NOSIGNAL)
+                    .map_err(io::Error::from)
+            })
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+    }
+    let end = offset + len as u64;
+    let mut at = offset;
+    while at < end {
+        let remaining = usize::try_from(end - at).unwrap_or(usize::MAX);
+        let n = tcp
+            .async_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(tcp, file, Some(&mut at), remaining).map_err(io::Error::from)
+            })
+            .await?;
+        if n == 0 {
+            // A sealed file cannot shrink; a zero is the socket refusing.
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+    }
+    SENT_BYTES.fetch_add(len as u64, Ordering::Relaxed);
+    Ok(())
+}
