@@ -121,9 +121,14 @@ impl CachedObject {
         VarySpec::from_headers(&vary)
     }
 
-    /// Bytes it occupies in the store, for the weigher.
+    /// Bytes it occupies in the store, for the weigher (a body in a file
+    /// occupies whole pages).
     pub fn weight(&self) -> u32 {
-        let total = self.body.len() + self.headers.heap_bytes() + 256;
+        let body = match self.body_file {
+            Some(_) => self.body.len().next_multiple_of(rustix::param::page_size()),
+            None => self.body.len(),
+        };
+        let total = body + self.headers.heap_bytes() + 256;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 

@@ -69,7 +69,7 @@ pub struct HitsArgs {
     #[arg(long, default_value = "128MiB", value_parser = parse_bytes)]
     pub memory_bytes: u64,
     /// Object sizes of the memory check.
-    #[arg(long, value_delimiter = ',', default_value = "1k,64k")]
+    #[arg(long, value_delimiter = ',', default_value = "1k,64k,256k")]
     pub memory_sizes: Vec<String>,
     /// Write the raw rounds, summary and memory check as JSON.
     #[arg(long)]
