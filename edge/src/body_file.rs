@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rustix::fs::{MemfdFlags, SealFlags};
 
 /// Files alive in this process (one per stored large body).
@@ -135,31 +135,21 @@ impl AsRef<[u8]> for View {
     }
 }
 
-/// A body ready for the store: one buffer, and the sealed file behind it
-/// when it was large enough to get one.
-pub fn keep(chunks: &[Bytes], len: usize, file_threshold: u64) -> (Bytes, Option<Arc<BodyFile>>) {
-    if file_threshold > 0 && len as u64 >= file_threshold {
-        match BodyFile::from_chunks(chunks, len) {
-            Ok(file) => return (file.bytes(), Some(file)),
-            Err(e) => {
-                FALLBACKS.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, len, "large body kept on the heap: no memory file");
-            }
+/// The sealed file for a body of `len` bytes in `chunks`, when it is at
+/// least `file_threshold` bytes (`0`: never) and a file can be made; the
+/// caller keeps the body on the heap otherwise.
+pub fn for_body(chunks: &[Bytes], len: usize, file_threshold: u64) -> Option<Arc<BodyFile>> {
+    if file_threshold == 0 || (len as u64) < file_threshold {
+        return None;
+    }
+    match BodyFile::from_chunks(chunks, len) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            FALLBACKS.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, len, "large body kept on the heap: no memory file");
+            None
         }
     }
-    (concat(chunks, len), None)
-}
-
-/// The chunks in one buffer: the only chunk as it is, several copied once.
-fn concat(chunks: &[Bytes], len: usize) -> Bytes {
-    if let [only] = chunks {
-        return only.clone();
-    }
-    let mut out = BytesMut::with_capacity(len);
-    for chunk in chunks {
-        out.extend_from_slice(chunk);
-    }
-    out.freeze()
 }
 
 #[cfg(test)]
@@ -172,8 +162,8 @@ mod tests {
 
     #[test]
     fn a_large_body_goes_to_a_sealed_file_with_the_same_bytes() {
-        let (body, file) = keep(&chunks(), 8000, 4096);
-        let file = file.expect("a file for a body above the threshold");
+        let file = for_body(&chunks(), 8000, 4096).expect("a file above the threshold");
+        let body = file.bytes();
         assert_eq!(body.len(), 8000);
         assert!(body[..5000].iter().all(|b| *b == b'a'));
         assert!(body[5000..].iter().all(|b| *b == b'b'));
@@ -187,13 +177,10 @@ mod tests {
     }
 
     #[test]
-    fn small_bodies_and_a_zero_threshold_stay_on_the_heap() {
-        let (body, file) = keep(&chunks(), 8000, 8001);
-        assert!(file.is_none());
-        assert_eq!(body.len(), 8000);
-        let (body, file) = keep(&chunks(), 8000, 0);
-        assert!(file.is_none());
-        assert_eq!(&body[4999..5001], b"ab");
+    fn small_bodies_and_a_zero_threshold_get_no_file() {
+        assert!(for_body(&chunks(), 8000, 8001).is_none());
+        assert!(for_body(&chunks(), 8000, 0).is_none());
+        assert!(for_body(&chunks(), 8000, 8000).is_some());
     }
 
     #[test]
@@ -204,8 +191,8 @@ mod tests {
 
     #[test]
     fn the_file_lives_while_a_view_does() {
-        let (body, file) = keep(&chunks(), 8000, 1);
-        let file = file.expect("file");
+        let file = for_body(&chunks(), 8000, 1).expect("file");
+        let body = file.bytes();
         let live = counts().0;
         assert!(live >= 1);
         drop(file);

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use http_body_util::StreamBody;
 use tokio::sync::watch;
@@ -61,11 +61,20 @@ impl Growing {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// The whole body in one buffer (copied once) for the store, kept in a
-    /// sealed memory file when it is at least `file_threshold` bytes.
+    /// The whole body in one buffer for the store: a sealed memory file
+    /// when it is at least `file_threshold` bytes, else copied once into an
+    /// exact-size buffer (a chunk may be a slice of a larger read buffer,
+    /// which must not stay alive with the object).
     pub fn stored_body(&self, file_threshold: u64) -> (Bytes, Option<Arc<BodyFile>>) {
         let r = self.lock();
-        crate::body_file::keep(&r.chunks, r.len, file_threshold)
+        if let Some(file) = crate::body_file::for_body(&r.chunks, r.len, file_threshold) {
+            return (file.bytes(), Some(file));
+        }
+        let mut out = BytesMut::with_capacity(r.len);
+        for chunk in &r.chunks {
+            out.extend_from_slice(chunk);
+        }
+        (out.freeze(), None)
     }
 
     /// A response body that yields every chunk from the first, following

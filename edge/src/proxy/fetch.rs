@@ -400,8 +400,10 @@ fn build_object(
         Stored::Complete(bytes) => {
             let length = bytes.len();
             let threshold = state.config.cache.file_body_threshold.0;
-            let (body, file) = crate::body_file::keep(&[bytes], length, threshold);
-            (body, file, length as u64)
+            match crate::body_file::for_body(std::slice::from_ref(&bytes), length, threshold) {
+                Some(file) => (file.bytes(), Some(file), length as u64),
+                None => (bytes, None, length as u64),
+            }
         }
         Stored::Streaming(length) => (Bytes::new(), None, length),
     };
