@@ -20,27 +20,6 @@ fn config(origin: &Proc, threshold: &str) -> String {
     )
 }
 
-async fn stats(edge: &Proc) -> Value {
-    client()
-        .get(format!("{}/_edge/stats", edge.url("admin")))
-        .send()
-        .await
-        .expect("GET /_edge/stats")
-        .json()
-        .await
-        .expect("stats JSON")
-}
-
-async fn origin_body(origin: &Proc, path: &str) -> Vec<u8> {
-    let resp = client()
-        .get(format!("{}{path}", origin.url("http")))
-        .send()
-        .await
-        .expect("origin GET");
-    assert_eq!(resp.status(), 200);
-    resp.bytes().await.expect("origin body").to_vec()
-}
-
 /// GETs `path` from the edge over HTTP/1.1; returns Cache-Status and body.
 async fn get_body(edge: &Proc, path: &str) -> (String, Vec<u8>) {
     let resp = client()
@@ -80,7 +59,7 @@ async fn a_large_body_is_sent_from_its_file_and_released_when_purged() {
         hit == expected,
         "a hit sent from the file carries the same bytes"
     );
-    let s = stats(&edge).await;
+    let s = edge_stats(&edge).await;
     assert_eq!(s["body_files"], 1, "{s}");
     assert_eq!(s["body_file_fallbacks"], 0, "{s}");
     assert!(
@@ -116,7 +95,7 @@ async fn a_large_body_is_sent_from_its_file_and_released_when_purged() {
     get_body(&edge, small).await;
     let (cs, body) = get_body(&edge, small).await;
     assert!(cs.contains("hit") && body.len() == 1024, "{cs}");
-    assert_eq!(stats(&edge).await["body_files"], 1);
+    assert_eq!(edge_stats(&edge).await["body_files"], 1);
 
     let purged = client()
         .post(format!("{}/_edge/purge", edge.url("admin")))
@@ -128,7 +107,7 @@ async fn a_large_body_is_sent_from_its_file_and_released_when_purged() {
     assert_eq!(purged.status(), 200);
     let mut files = Value::Null;
     for _ in 0..50 {
-        files = stats(&edge).await["body_files"].clone();
+        files = edge_stats(&edge).await["body_files"].clone();
         if files == 0 {
             break;
         }
@@ -149,7 +128,7 @@ async fn a_zero_threshold_keeps_large_bodies_on_the_heap() {
     let (cs, hit) = get_body(&edge, BIG).await;
     assert!(cs.contains("hit"), "{cs}");
     assert!(hit == expected);
-    let s = stats(&edge).await;
+    let s = edge_stats(&edge).await;
     assert_eq!(s["body_files"], 0, "{s}");
     assert_eq!(s["sendfile_bytes"], 0, "{s}");
 }

@@ -2,43 +2,69 @@
 
 use super::*;
 
+/// Starts an edge in front of `origin` with an HTTPS listener serving
+/// `certs` (certificate and key files); `extra` is TOML placed before the
+/// `[tls]` table.
+fn spawn_https_edge(
+    dir: &TempDir,
+    origin: &Proc,
+    extra: &str,
+    certs: &[(PathBuf, PathBuf)],
+) -> Proc {
+    let ip = next_ip();
+    let certs: Vec<String> = certs
+        .iter()
+        .map(|(cert, key)| {
+            format!(
+                "{{ cert = \"{}\", key = \"{}\" }}",
+                cert.display(),
+                key.display()
+            )
+        })
+        .collect();
+    let config = dir.write(
+        "edge.toml",
+        format!(
+            "origin = \"{}\"\n{extra}[tls]\nlisten = \"{ip}:0\"\ncerts = [{}]\n",
+            origin.url("http"),
+            certs.join(", ")
+        ),
+    );
+    Proc::start(
+        bin("edge"),
+        config_args(&config, ip),
+        ip,
+        &["http", "https", "admin"],
+    )
+}
+
+/// A client that trusts only `ca_pem` and finds each of `hosts` at `tls`.
+fn https_client(ca_pem: &str, tls: SocketAddr, hosts: &[&str]) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA pem");
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .timeout(Duration::from_secs(10));
+    for host in hosts {
+        builder = builder.resolve(host, tls);
+    }
+    builder
+}
+
 #[tokio::test]
 async fn https_serves_h2_picks_cert_by_sni_and_reloads_certs_without_dropping() {
     let origin = spawn_origin(None, &[]);
     let dir = TempDir::new("tls");
     let ca = Ca::new("edgecache test CA");
-    let (a_cert, a_key) = ca.leaf(&dir, "a", &["a.test"]);
-    let (b_cert, b_key) = ca.leaf(&dir, "b", &["b.test"]);
-    let ip = next_ip();
-    let config = dir.write(
-        "edge.toml",
-        format!(
-            "origin = \"{}\"\n[tls]\nlisten = \"{ip}:0\"\ncerts = [{{ cert = \"{}\", key = \"{}\" }}, {{ cert = \"{}\", key = \"{}\" }}]\n",
-            origin.url("http"),
-            a_cert.display(),
-            a_key.display(),
-            b_cert.display(),
-            b_key.display()
-        ),
-    );
-    let edge = Proc::start(
-        bin("edge"),
-        config_args(&config, ip),
-        ip,
-        &["http", "https", "admin"],
-    );
+    let certs = [
+        ca.leaf(&dir, "a", &["a.test"]),
+        ca.leaf(&dir, "b", &["b.test"]),
+    ];
+    let edge = spawn_https_edge(&dir, &origin, "", &certs);
     let tls = edge.addr("https");
     let client_for = |ca_pem: &str| {
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA pem"),
-            )
-            .resolve("a.test", tls)
-            .resolve("b.test", tls)
-            .resolve("c.test", tls)
-            .timeout(Duration::from_secs(10))
+        https_client(ca_pem, tls, &["a.test", "b.test", "c.test"])
             .build()
             .expect("client")
     };
@@ -106,42 +132,16 @@ async fn https_http1_sends_a_large_stored_body_through_tls() {
     let origin = spawn_origin(None, &[]);
     let dir = TempDir::new("tls-big");
     let ca = Ca::new("edgecache test CA");
-    let (cert, key) = ca.leaf(&dir, "a", &["a.test"]);
-    let ip = next_ip();
-    let config = dir.write(
-        "edge.toml",
-        format!(
-            "origin = \"{}\"\n[cache]\nfile_body_threshold = \"64KiB\"\n[tls]\nlisten = \"{ip}:0\"\ncerts = [{{ cert = \"{}\", key = \"{}\" }}]\n",
-            origin.url("http"),
-            cert.display(),
-            key.display()
-        ),
-    );
-    let edge = Proc::start(
-        bin("edge"),
-        config_args(&config, ip),
-        ip,
-        &["http", "https", "admin"],
-    );
+    let certs = [ca.leaf(&dir, "a", &["a.test"])];
+    let cache = "[cache]\nfile_body_threshold = \"64KiB\"\n";
+    let edge = spawn_https_edge(&dir, &origin, cache, &certs);
     let tls = edge.addr("https");
-    let c = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("CA pem"))
-        .resolve("a.test", tls)
+    let c = https_client(&ca.pem(), tls, &["a.test"])
         .http1_only()
-        .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
     let path = "/_gen/200000/tls-big?ttl=600";
-    let expected = client()
-        .get(format!("{}{path}", origin.url("http")))
-        .send()
-        .await
-        .expect("origin GET")
-        .bytes()
-        .await
-        .expect("origin body");
+    let expected = origin_body(&origin, path).await;
     for round in ["fill", "hit"] {
         let resp = c
             .get(format!("https://a.test:{}{path}", tls.port()))
@@ -155,14 +155,7 @@ async fn https_http1_sends_a_large_stored_body_through_tls() {
         let body = resp.bytes().await.expect("https body");
         assert!(body == expected, "{round}: the same bytes through TLS");
     }
-    let stats: serde_json::Value = client()
-        .get(format!("{}/_edge/stats", edge.url("admin")))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats JSON");
+    let stats = edge_stats(&edge).await;
     assert_eq!(stats["body_files"], 1, "{stats}");
     assert_eq!(
         stats["sendfile_bytes"], 0,

@@ -230,17 +230,38 @@ impl Drop for TempDir {
     }
 }
 
-/// Reads the origin's request counter from `GET /_stats`.
-pub async fn origin_requests(origin: &Proc) -> u64 {
-    let v: serde_json::Value = client()
-        .get(format!("{}/_stats", origin.url("http")))
+/// GETs `url` and parses its body as JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
         .send()
         .await
-        .expect("GET /_stats")
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
         .json()
         .await
-        .expect("stats JSON");
+        .unwrap_or_else(|e| panic!("JSON from {url}: {e}"))
+}
+
+/// The body of `path` as the origin serves it (200 expected).
+pub async fn origin_body(origin: &Proc, path: &str) -> Vec<u8> {
+    let resp = client()
+        .get(format!("{}{path}", origin.url("http")))
+        .send()
+        .await
+        .expect("origin GET");
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.bytes().await.expect("origin body").to_vec()
+}
+
+/// Reads the origin's request counter from `GET /_stats`.
+pub async fn origin_requests(origin: &Proc) -> u64 {
+    let v = get_json(&format!("{}/_stats", origin.url("http"))).await;
     v["requests"].as_u64().expect("requests counter")
+}
+
+/// An edge's counters from its admin listener (`GET /_edge/stats`).
+pub async fn edge_stats(edge: &Proc) -> serde_json::Value {
+    get_json(&format!("{}/_edge/stats", edge.url("admin"))).await
 }
 
 /// Starts an origin (generated content only) listening on exactly `addr`,
