@@ -142,19 +142,28 @@ async fn https_http1_sends_a_large_stored_body_through_tls() {
         .expect("client");
     let path = "/_gen/200000/tls-big?ttl=600";
     let expected = origin_body(&origin, path).await;
-    for round in ["fill", "hit"] {
+    // The fill first, then until a hit (a streaming fill is stored once its
+    // body is complete, which its client may see a moment before).
+    let mut hits = 0;
+    for attempt in 0..50 {
         let resp = c
             .get(format!("https://a.test:{}{path}", tls.port()))
             .send()
             .await
             .expect("https GET");
         assert_eq!(resp.version(), reqwest::Version::HTTP_11);
-        assert_eq!(resp.status(), 200, "{round}");
+        assert_eq!(resp.status(), 200, "attempt {attempt}");
         let cs = cache_status(&resp);
-        assert_eq!(cs.contains("hit"), round == "hit", "{round}: {cs}");
+        assert!(attempt > 0 || !cs.contains("hit"), "the first fills: {cs}");
         let body = resp.bytes().await.expect("https body");
-        assert!(body == expected, "{round}: the same bytes through TLS");
+        assert!(body == expected, "{cs}: the same bytes through TLS");
+        if cs.contains("hit") {
+            hits += 1;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(hits, 1, "a hit over HTTP/1.1 on TLS");
     let stats = edge_stats(&edge).await;
     assert_eq!(stats["body_files"], 1, "{stats}");
     assert_eq!(
