@@ -1,7 +1,7 @@
 //! The edge's own HTTP/1.1 path on real sockets: pipelining, HTTP/1.0,
 //! HEAD, framing of bodies of unknown length, and the hand-over to hyper
 //! of what it does not take (request bodies, garbage) on the same
-//! connection.
+//! connection, and the send timeout for clients that stop reading.
 
 mod support;
 
@@ -306,4 +306,79 @@ fn an_idle_keep_alive_connection_is_closed_at_once_on_shutdown() {
     let status = exited.expect("the edge exits once idle connections are closed");
     assert!(status.success(), "exit status {status:?}");
     edge.kill();
+}
+
+/// Sends a GET for `path` on a connection with a small, fixed receive
+/// buffer, reads nothing for `stall`, then reads what is left until the
+/// edge closes; returns the bytes received.
+async fn stalled_read(addr: SocketAddr, path: &str, stall: Duration) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    // A fixed receive buffer: without it the kernel would grow the window
+    // until the whole answer fit in it.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(get(path, "").as_bytes())
+        .await
+        .expect("write");
+    tokio::time::sleep(stall).await;
+    let mut received = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..100_000 {
+        match tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return received,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("{path}: the connection neither moved nor closed in 20 s"),
+        }
+    }
+    panic!("{path}: more reads than an answer this size needs");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
+    let origin = spawn_origin(None, &[]);
+    let (edge, _dir) = spawn_edge_config(&format!(
+        "origin = \"{}\"\n[cache]\nmax_object_size = \"32MiB\"\n[limits]\nsend_timeout = \"1s\"\n",
+        origin.url("http")
+    ));
+    // Larger than what the edge's send buffer (4 MiB at most here) and the
+    // client's receive buffer hold together.
+    const LEN: usize = 12 << 20;
+    let stored = format!("/_gen/{LEN}/stored?ttl=600");
+    let url = format!("{}{stored}", edge.url("http"));
+    let mut stored_hit = false;
+    for _ in 0..50 {
+        let resp = client().get(&url).send().await.expect("GET");
+        let cs = resp.headers()["cache-status"]
+            .to_str()
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(resp.bytes().await.expect("body").len(), LEN);
+        if cs.contains("hit") {
+            stored_hit = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored_hit, "the object is stored");
+    // A hit (sent from its body file) and a fill (streamed as it arrives)
+    // to clients that stop reading: each is cut after the send timeout
+    // instead of waiting for them.
+    let stall = Duration::from_secs(3);
+    let hit = stalled_read(edge.addr("http"), &stored, stall).await;
+    assert!(hit < LEN, "the stalled hit was cut: {hit} of {LEN} bytes");
+    let fill = format!("/_gen/{LEN}/fill?ttl=600");
+    let filled = stalled_read(edge.addr("http"), &fill, stall).await;
+    assert!(
+        filled < LEN,
+        "the stalled fill was cut: {filled} of {LEN} bytes"
+    );
+    // A reading client still gets the whole object, and the node serves on.
+    let resp = client()
+        .get(format!("{}{fill}", edge.url("http")))
+        .send()
+        .await
+        .expect("GET after the cut");
+    assert_eq!(resp.bytes().await.expect("body").len(), LEN);
 }

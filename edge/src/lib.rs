@@ -15,6 +15,7 @@ pub mod health;
 pub mod metrics;
 pub mod object;
 pub mod origin_client;
+pub mod paced;
 pub mod proxy;
 pub mod purge;
 pub mod reload;

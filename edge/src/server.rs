@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::paced::Paced;
 use crate::state::EdgeState;
 use crate::{h1, proxy};
 
@@ -122,6 +123,9 @@ async fn connection(
         max_bytes: usize::try_from(limits.max_header_bytes.0).unwrap_or(usize::MAX),
         read_timeout: limits.header_read_timeout.0,
     };
+    // Every byte to the client, on any protocol, goes through the send
+    // timeout (under TLS too: it wraps the socket).
+    let stream = Paced::new(stream, limits.send_timeout.0);
     match transport {
         Transport::Plain => h1::serve(stream, remote, state, head_limits, fallback).await,
         Transport::Tls(acceptor) => {

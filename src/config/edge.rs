@@ -295,6 +295,9 @@ pub struct LimitSettings {
     pub max_request_body: ByteSize,
     /// Time allowed to send a request head (slowloris guard).
     pub header_read_timeout: HumanDuration,
+    /// Longest a write to a client may make no progress before the
+    /// connection is closed (a client that stopped reading).
+    pub send_timeout: HumanDuration,
     /// Simultaneous client connections; further ones wait in the backlog.
     pub max_connections: usize,
 }
@@ -306,6 +309,7 @@ impl Default for LimitSettings {
             max_uri_length: 8192,
             max_request_body: ByteSize(16 << 20),
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            send_timeout: HumanDuration(Duration::from_secs(60)),
             max_connections: 10_000,
         }
     }

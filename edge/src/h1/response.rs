@@ -133,8 +133,8 @@ impl Writer {
                 let sent = data.len().min(usize::try_from(len).unwrap_or(usize::MAX));
                 let body = &data[..sent];
                 let from_file = file.and_then(|f| Some((f, f.offset_of(body)?)));
-                if let (Some(tcp), Some((file, offset))) = (io.tcp(), from_file) {
-                    sendfile::send(tcp, &self.head, file, offset, sent).await?;
+                if let (Some(conn), Some((file, offset))) = (io.plain(), from_file) {
+                    sendfile::send(conn, &self.head, file, offset, sent).await?;
                     return Ok(data.len() as u64 == len);
                 }
                 let mut bufs = [IoSlice::new(&self.head), IoSlice::new(body)];

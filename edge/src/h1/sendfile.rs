@@ -5,12 +5,14 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rustix::net::SendFlags;
 use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
 use crate::body_file::BodyFile;
+use crate::paced::{Paced, stalled};
 
 /// Body bytes this process has sent with `sendfile(2)`.
 static SENT_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -21,17 +23,17 @@ pub fn sent_bytes() -> u64 {
 }
 
 /// A connection an answer is written on. A plain TCP connection exposes
-/// its socket, so a body file can be sent from the kernel; others (TLS,
-/// test buffers) are written through `AsyncWrite` only.
+/// its socket, so a body file can be sent from the kernel; others (TLS)
+/// are written through `AsyncWrite` only.
 pub trait Sink: AsyncWrite + Unpin {
-    /// The TCP socket the bytes go to unchanged, if there is one.
-    fn tcp(&self) -> Option<&TcpStream> {
+    /// The plain TCP connection the bytes go to unchanged, if there is one.
+    fn plain(&self) -> Option<&Paced<TcpStream>> {
         None
     }
 }
 
-impl Sink for TcpStream {
-    fn tcp(&self) -> Option<&TcpStream> {
+impl Sink for Paced<TcpStream> {
+    fn plain(&self) -> Option<&Paced<TcpStream>> {
         Some(self)
     }
 }
@@ -41,22 +43,26 @@ impl<S> Sink for tokio_rustls::server::TlsStream<S> where
 {
 }
 
-/// Sends `head`, then `len` bytes of `file` from `offset`.
+/// Sends `head`, then `len` bytes of `file` from `offset`; each step may
+/// wait for the client at most the connection's send timeout.
 pub async fn send(
-    tcp: &TcpStream,
+    conn: &Paced<TcpStream>,
     head: &[u8],
     file: &BodyFile,
     offset: u64,
     len: usize,
 ) -> io::Result<()> {
+    let (tcp, timeout) = (conn.tcp(), conn.timeout());
     let mut written = 0;
     while written < head.len() {
-        let n = tcp
-            .async_io(Interest::WRITABLE, || {
+        let n = paced(
+            timeout,
+            tcp.async_io(Interest::WRITABLE, || {
                 rustix::net::send(tcp, &head[written..], SendFlags::MORE | SendFlags::NOSIGNAL)
                     .map_err(io::Error::from)
-            })
-            .await?;
+            }),
+        )
+        .await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -66,11 +72,13 @@ pub async fn send(
     let mut at = offset;
     while at < end {
         let remaining = usize::try_from(end - at).unwrap_or(usize::MAX);
-        let n = tcp
-            .async_io(Interest::WRITABLE, || {
+        let n = paced(
+            timeout,
+            tcp.async_io(Interest::WRITABLE, || {
                 rustix::fs::sendfile(tcp, file, Some(&mut at), remaining).map_err(io::Error::from)
-            })
-            .await?;
+            }),
+        )
+        .await?;
         if n == 0 {
             // A sealed file cannot shrink; a zero is the socket refusing.
             return Err(io::ErrorKind::WriteZero.into());
@@ -78,4 +86,12 @@ pub async fn send(
     }
     SENT_BYTES.fetch_add(len as u64, Ordering::Relaxed);
     Ok(())
+}
+
+/// `step` (one wait for the socket and one write), failed with the send
+/// timeout's error when the client reads nothing for `timeout`.
+async fn paced<T>(timeout: Duration, step: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(timeout, step)
+        .await
+        .unwrap_or_else(|_| Err(stalled(timeout)))
 }
