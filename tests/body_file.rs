@@ -22,12 +22,7 @@ fn config(origin: &Proc, threshold: &str) -> String {
 
 /// GETs `path` from the edge over HTTP/1.1; returns Cache-Status and body.
 async fn get_body(edge: &Proc, path: &str) -> (String, Vec<u8>) {
-    let resp = client()
-        .get(format!("{}{path}", edge.url("http")))
-        .send()
-        .await
-        .expect("edge GET");
-    assert_eq!(resp.status(), 200, "{path}");
+    let resp = get_ok(&format!("{}{path}", edge.url("http"))).await;
     let cs = cache_status(&resp);
     (cs, resp.bytes().await.expect("edge body").to_vec())
 }

@@ -51,13 +51,13 @@ impl<S> Paced<S> {
             self.armed = false;
             return poll;
         }
-        let deadline = Instant::now() + self.timeout;
+        let timeout = self.timeout;
+        let was_armed = std::mem::replace(&mut self.armed, true);
         let stall = self
             .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.armed {
-            stall.as_mut().reset(deadline);
-            self.armed = true;
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if !was_armed {
+            stall.as_mut().reset(Instant::now() + timeout);
         }
         match stall.as_mut().poll(cx) {
             Poll::Ready(()) => {

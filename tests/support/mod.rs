@@ -242,15 +242,26 @@ pub async fn get_json(url: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("JSON from {url}: {e}"))
 }
 
-/// The body of `path` as the origin serves it (200 expected).
-pub async fn origin_body(origin: &Proc, path: &str) -> Vec<u8> {
+/// GETs `url`, which must answer 200.
+pub async fn get_ok(url: &str) -> reqwest::Response {
     let resp = client()
-        .get(format!("{}{path}", origin.url("http")))
+        .get(url)
         .send()
         .await
-        .expect("origin GET");
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.bytes().await.expect("origin body").to_vec()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(resp.status(), 200, "{url}");
+    resp
+}
+
+/// The body of `path` as the origin serves it (200 expected).
+pub async fn origin_body(origin: &Proc, path: &str) -> Vec<u8> {
+    let url = format!("{}{path}", origin.url("http"));
+    get_ok(&url)
+        .await
+        .bytes()
+        .await
+        .expect("origin body")
+        .to_vec()
 }
 
 /// Reads the origin's request counter from `GET /_stats`.
