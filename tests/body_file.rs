@@ -27,27 +27,9 @@ async fn get_body(edge: &Proc, path: &str) -> (String, Vec<u8>) {
     (cs, resp.bytes().await.expect("edge body").to_vec())
 }
 
-/// GETs `path` until it is a hit (bounded): a streaming fill is stored
-/// once its body is complete, which its client may see a moment before.
+/// GETs `path` from the edge until it is a hit (bounded).
 async fn hit(edge: &Proc, path: &str) -> (String, Vec<u8>) {
-    let mut last = String::new();
-    for _ in 0..50 {
-        let (cs, body) = get_body(edge, path).await;
-        if cs.contains("hit") {
-            return (cs, body);
-        }
-        last = cs;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{path} never became a hit: {last}");
-}
-
-fn cache_status(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
+    get_until_hit(&client(), &format!("{}{path}", edge.url("http"))).await
 }
 
 #[tokio::test]

@@ -29,14 +29,6 @@ fn pair() -> Pair {
     pair_with(&[])
 }
 
-fn cache_status(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 async fn get(url: &str) -> reqwest::Response {
     client().get(url).send().await.expect("request")
 }

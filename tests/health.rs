@@ -9,14 +9,6 @@ use std::time::{Duration, Instant};
 use edgecache::wan::{AdminClient, Mode};
 use support::*;
 
-fn cache_status(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 /// A WAN link `origin` in front of `upstream`, run by `edgecache wan`.
 fn spawn_link(upstream: std::net::SocketAddr) -> (Proc, AdminClient) {
     let ip = next_ip();

@@ -133,14 +133,6 @@ async fn eventually<F: FnMut() -> bool>(secs: u64, mut cond: F) -> bool {
     cond()
 }
 
-fn cache_status(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Sends raw bytes, then reads what comes back until EOF or `wait`.
 fn raw_exchange(addr: SocketAddr, request: &[u8], wait: Duration) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");

@@ -116,21 +116,8 @@ async fn waiters_get_bytes_while_the_fill_streams_in() {
     assert_eq!(origin.requests.load(Ordering::SeqCst), 1);
 
     // Stored once complete: the next request is a hit.
-    let mut third = None;
-    for _ in 0..50 {
-        let r = c.get(&url).send().await.expect("third");
-        if r.headers()["cache-status"]
-            .to_str()
-            .unwrap()
-            .contains("hit")
-        {
-            third = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let third = third.expect("the streamed object was stored");
-    assert_eq!(third.bytes().await.unwrap().to_vec(), expected_body());
+    let (_, third) = get_until_hit(&c, &url).await;
+    assert_eq!(third, expected_body(), "the streamed object was stored");
 }
 
 #[tokio::test]

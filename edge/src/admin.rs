@@ -73,7 +73,7 @@ async fn route(state: &EdgeState, req: Request<Incoming>) -> Response<EdgeBody> 
         "/_edge/stats" => {
             state.store.sync().await;
             let c = &state.counters;
-            let (body_files, body_file_fallbacks) = crate::body_file::counts();
+            let files = crate::body_file::stats();
             let body = serde_json::json!({
                 "entries": state.store.entry_count(),
                 "bytes": state.store.weighted_size(),
@@ -85,9 +85,9 @@ async fn route(state: &EdgeState, req: Request<Incoming>) -> Response<EdgeBody> 
                 "origin_fetches": c.origin_fetches.load(Ordering::Relaxed),
                 "origin_failures": c.origin_failures.load(Ordering::Relaxed),
                 "inflight": state.inflight.len(),
-                "body_files": body_files,
-                "body_file_fallbacks": body_file_fallbacks,
-                "sendfile_bytes": crate::h1::sent_bytes(),
+                "body_files": files.files,
+                "body_file_fallbacks": files.fallbacks,
+                "sendfile_bytes": files.sent_bytes,
                 "uptime_secs": state.started.elapsed().as_secs(),
             });
             json(StatusCode::OK, body.to_string())

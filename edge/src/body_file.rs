@@ -27,14 +27,32 @@ use rustix::fs::{MemfdFlags, SealFlags};
 static LIVE_FILES: AtomicU64 = AtomicU64::new(0);
 /// Bodies that should have gone to a file but stayed on the heap.
 static FALLBACKS: AtomicU64 = AtomicU64::new(0);
+/// Body bytes sent from files with `sendfile(2)`.
+static SENT_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// How many sealed body files this process holds now, and how many large
-/// bodies stayed on the heap because a file could not be made.
-pub fn counts() -> (u64, u64) {
-    (
-        LIVE_FILES.load(Ordering::Relaxed),
-        FALLBACKS.load(Ordering::Relaxed),
-    )
+/// This process's body-file counters, for `/_edge/stats` and `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    /// Sealed body files held now.
+    pub files: u64,
+    /// Large bodies kept on the heap because no file could be made.
+    pub fallbacks: u64,
+    /// Body bytes sent from files without copying them into the socket.
+    pub sent_bytes: u64,
+}
+
+/// The counters now.
+pub fn stats() -> Stats {
+    Stats {
+        files: LIVE_FILES.load(Ordering::Relaxed),
+        fallbacks: FALLBACKS.load(Ordering::Relaxed),
+        sent_bytes: SENT_BYTES.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts `len` body bytes sent from a file.
+pub fn record_sent(len: u64) {
+    SENT_BYTES.fetch_add(len, Ordering::Relaxed);
 }
 
 /// Raises this process's soft limit on open descriptors to its hard limit
@@ -193,7 +211,7 @@ mod tests {
     fn the_file_lives_while_a_view_does() {
         let file = for_body(&chunks(), 8000, 1).expect("file");
         let body = file.bytes();
-        let live = counts().0;
+        let live = stats().files;
         assert!(live >= 1);
         drop(file);
         // The view still reads the mapping.

@@ -242,6 +242,39 @@ pub async fn get_json(url: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("JSON from {url}: {e}"))
 }
 
+/// The answer's Cache-Status, or "" without one.
+pub fn cache_status(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// GETs `url` with `client` until the answer is a hit (bounded: 50 tries,
+/// 100 ms apart), for an object just filled: a streaming fill is stored
+/// once its body is complete, which its client may see a moment before.
+/// Returns the hit's Cache-Status and body; every answer must be 200.
+pub async fn get_until_hit(client: &reqwest::Client, url: &str) -> (String, Vec<u8>) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let resp = client
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(resp.status(), 200, "{url}");
+        let cs = cache_status(&resp);
+        let body = resp.bytes().await.expect("body").to_vec();
+        if cs.contains("hit") {
+            return (cs, body);
+        }
+        last = cs;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never became a hit: {last}");
+}
+
 /// GETs `url`, which must answer 200.
 pub async fn get_ok(url: &str) -> reqwest::Response {
     let resp = client()

@@ -30,7 +30,7 @@ use crate::server::SharedState;
 pub use replay::Replay;
 use request::{HeadParser, Parsed};
 use response::{Exchange, Writer};
-pub use sendfile::{Sink, sent_bytes};
+pub use sendfile::Sink;
 
 /// Read buffer size; also what is reserved when it runs low.
 const READ_CHUNK: usize = 8 * 1024;

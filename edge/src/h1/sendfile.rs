@@ -4,7 +4,6 @@
 //! its sealed memory file (no copy of the body into the socket).
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::net::SendFlags;
@@ -13,14 +12,6 @@ use tokio::net::TcpStream;
 
 use crate::body_file::BodyFile;
 use crate::paced::{Paced, stalled};
-
-/// Body bytes this process has sent with `sendfile(2)`.
-static SENT_BYTES: AtomicU64 = AtomicU64::new(0);
-
-/// Body bytes sent from body files without copying them into the socket.
-pub fn sent_bytes() -> u64 {
-    SENT_BYTES.load(Ordering::Relaxed)
-}
 
 /// A connection an answer is written on. A plain TCP connection exposes
 /// its socket, so a body file can be sent from the kernel; others (TLS)
@@ -84,7 +75,7 @@ pub async fn send(
             return Err(io::ErrorKind::WriteZero.into());
         }
     }
-    SENT_BYTES.fetch_add(len as u64, Ordering::Relaxed);
+    crate::body_file::record_sent(len as u64);
     Ok(())
 }
 

@@ -196,10 +196,10 @@ pub async fn render(state: &EdgeState) -> Option<String> {
     state.store.sync().await;
     metrics::gauge!("edgecache_cache_entries").set(state.store.entry_count() as f64);
     metrics::gauge!("edgecache_cache_bytes").set(state.store.weighted_size() as f64);
-    let (files, fallbacks) = crate::body_file::counts();
-    metrics::gauge!("edgecache_body_files").set(files as f64);
-    metrics::counter!("edgecache_body_file_fallbacks_total").absolute(fallbacks);
-    metrics::counter!("edgecache_sendfile_bytes_total").absolute(crate::h1::sent_bytes());
+    let files = crate::body_file::stats();
+    metrics::gauge!("edgecache_body_files").set(files.files as f64);
+    metrics::counter!("edgecache_body_file_fallbacks_total").absolute(files.fallbacks);
+    metrics::counter!("edgecache_sendfile_bytes_total").absolute(files.sent_bytes);
     let c = &state.counters;
     metrics::counter!("edgecache_stale_answers_total").absolute(c.stale.load(Ordering::Relaxed));
     metrics::counter!("edgecache_coalesced_waiters_total")
