@@ -19,6 +19,7 @@ pub mod paced;
 pub mod proxy;
 pub mod purge;
 pub mod reload;
+pub mod request_id;
 pub mod resolver;
 pub mod server;
 pub mod state;

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use edgecache::config::{EdgeConfig, RouteTable, SetCookieSetting};
+use edgecache::http_cache::cache_status::CacheName;
 use edgecache::http_cache::storable::{SetCookiePolicy, StoreOptions};
 use http::{HeaderName, HeaderValue};
 
@@ -92,6 +93,8 @@ pub struct EdgeState {
     pub strip_headers: Vec<HeaderName>,
     /// Our `Via` entry, e.g. `1.1 edgecache`.
     pub via: HeaderValue,
+    /// Our name as our `Cache-Status` entry's item.
+    pub cache_name: CacheName,
     /// Counters (shared with the states that reloads build).
     pub counters: Arc<Counters>,
     /// When the node started.
@@ -135,6 +138,7 @@ impl EdgeState {
             targets: header_names(&config.cache.targeted_fields),
             strip_headers: header_names(&config.cache.strip_response_headers),
             via,
+            cache_name: CacheName::new(&config.name),
             counters: Arc::new(Counters::default()),
             started: Instant::now(),
             control: Arc::new(crate::purge::ControlLink::new(&config)),

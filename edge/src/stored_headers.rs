@@ -49,6 +49,58 @@ static WELL_KNOWN: [HeaderName; 32] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// The names of [`WELL_KNOWN`] as they start a field on the wire.
+static WIRE_NAMES: [&[u8]; 32] = [
+    b"content-type: ",
+    b"content-length: ",
+    b"cache-control: ",
+    b"etag: ",
+    b"last-modified: ",
+    b"date: ",
+    b"expires: ",
+    b"accept-ranges: ",
+    b"server: ",
+    b"vary: ",
+    b"content-encoding: ",
+    b"content-language: ",
+    b"content-disposition: ",
+    b"content-location: ",
+    b"content-security-policy: ",
+    b"location: ",
+    b"link: ",
+    b"pragma: ",
+    b"access-control-allow-origin: ",
+    b"access-control-allow-credentials: ",
+    b"access-control-expose-headers: ",
+    b"strict-transport-security: ",
+    b"x-content-type-options: ",
+    b"x-frame-options: ",
+    b"x-xss-protection: ",
+    b"referrer-policy: ",
+    b"alt-svc: ",
+    b"access-control-allow-methods: ",
+    b"set-cookie: ",
+    b"warning: ",
+    b"content-range: ",
+    b"transfer-encoding: ",
+];
+
+/// Indexes into [`WELL_KNOWN`] of the fields the HTTP/1.1 writer notes.
+const CONTENT_LENGTH_AT: u16 = 1;
+const DATE_AT: u16 = 5;
+const TRANSFER_ENCODING_AT: u16 = 31;
+
+/// What [`StoredHeaders::write_wire`] saw that the answer's framing needs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WireNotes<'a> {
+    /// The first Content-Length value.
+    pub content_length: Option<&'a [u8]>,
+    /// A Date field was written.
+    pub dated: bool,
+    /// A stored `Connection` field said `close`.
+    pub close: bool,
+}
+
 /// Removes from a response about to be stored the fields every answer
 /// sets for itself (Age, the request id of the fill's client), so that a
 /// stored field never needs merging with one the edge adds per answer.
@@ -135,11 +187,45 @@ impl StoredHeaders {
             .map(|(name, span)| (name, self.value(span.0, span.1, span.2)))
     }
 
-    /// Every field in stored order as its name and value bytes, for
-    /// writing them out without making values.
-    pub fn raw(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> + '_ {
-        self.spans()
-            .map(|(name, (start, end, _))| (name, &self.values[start..end]))
+    /// Writes the fields as `name: value\r\n` lines into `out`, leaving
+    /// out the framing and connection fields the writer sets itself
+    /// (Transfer-Encoding, Connection), and notes what framing needs. The
+    /// names of well-known fields are written from a table: a hit writes
+    /// its stored fields without looking at a `HeaderName`.
+    pub fn write_wire(&self, out: &mut Vec<u8>) -> WireNotes<'_> {
+        let mut notes = WireNotes::default();
+        out.reserve(self.values.len() + self.fields.len() * 24);
+        let mut start = 0;
+        for field in self.fields.iter() {
+            let end = field.end as usize;
+            let value = &self.values[start..end];
+            start = end;
+            match WIRE_NAMES.get(usize::from(field.name)) {
+                Some(name) => {
+                    match field.name {
+                        CONTENT_LENGTH_AT if notes.content_length.is_none() => {
+                            notes.content_length = Some(value);
+                        }
+                        DATE_AT => notes.dated = true,
+                        TRANSFER_ENCODING_AT => continue,
+                        _ => {}
+                    }
+                    out.extend_from_slice(name);
+                }
+                None => {
+                    let name = self.name(field);
+                    if name == header::CONNECTION {
+                        notes.close |= value.eq_ignore_ascii_case(b"close");
+                        continue;
+                    }
+                    out.extend_from_slice(name.as_str().as_bytes());
+                    out.extend_from_slice(b": ");
+                }
+            }
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        notes
     }
 
     /// The first value of `name`.
@@ -262,6 +348,55 @@ mod tests {
         }
         let original = headers["content-type"].as_bytes().as_ptr();
         assert_ne!(map["content-type"].as_bytes().as_ptr(), original);
+    }
+
+    #[test]
+    fn the_wire_table_names_the_well_known_fields() {
+        for (name, wire) in WELL_KNOWN.iter().zip(WIRE_NAMES) {
+            assert_eq!(wire, format!("{}: ", name.as_str()).as_bytes());
+        }
+        assert_eq!(
+            WELL_KNOWN[usize::from(CONTENT_LENGTH_AT)],
+            header::CONTENT_LENGTH
+        );
+        assert_eq!(WELL_KNOWN[usize::from(DATE_AT)], header::DATE);
+        assert_eq!(
+            WELL_KNOWN[usize::from(TRANSFER_ENCODING_AT)],
+            header::TRANSFER_ENCODING
+        );
+    }
+
+    #[test]
+    fn wire_form_writes_fields_in_order_and_notes_framing() {
+        let mut headers = sample();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
+        headers.insert(
+            header::DATE,
+            HeaderValue::from_static("Thu, 01 Jan 2026 00:00:00 GMT"),
+        );
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Close"));
+        let stored = StoredHeaders::from_map(&headers);
+        let mut out = b"HTTP/1.1 200 OK\r\n".to_vec();
+        let notes = stored.write_wire(&mut out);
+        assert_eq!(notes.content_length, Some(&b"12"[..]));
+        assert!(notes.dated);
+        assert!(notes.close);
+        let mut expected = String::from("HTTP/1.1 200 OK\r\n");
+        for (name, value) in headers.iter() {
+            if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+                let value = value.to_str().expect("ascii");
+                expected.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        assert_eq!(String::from_utf8(out).expect("ascii"), expected);
+        let plain = StoredHeaders::from_map(&sample());
+        let notes = plain.write_wire(&mut Vec::new());
+        assert_eq!(notes, WireNotes::default());
     }
 
     #[test]

@@ -91,13 +91,32 @@ fn push_item(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// A cache's name as the item of its list member (an sf-token, else an
+/// sf-string), rendered once instead of checked on every answer.
+#[derive(Clone, Debug)]
+pub struct CacheName(String);
+
+impl CacheName {
+    /// The item for `name`.
+    pub fn new(name: &str) -> CacheName {
+        let mut item = String::with_capacity(name.len());
+        push_item(&mut item, name);
+        CacheName(item)
+    }
+}
+
 impl CacheStatus {
     /// Renders the entry, parameters in the order hit, fwd, fwd-status, ttl,
     /// stored, collapsed, key, detail; e.g. `edgecache; fwd=stale;
     /// fwd-status=304; ttl=60; stored`.
     pub fn render(&self, cache_name: &str) -> String {
+        self.render_for(&CacheName::new(cache_name))
+    }
+
+    /// [`CacheStatus::render`] for a name rendered beforehand.
+    pub fn render_for(&self, cache_name: &CacheName) -> String {
         let mut out = String::with_capacity(64);
-        push_item(&mut out, cache_name);
+        out.push_str(&cache_name.0);
         if self.hit {
             out.push_str("; hit");
         }

@@ -177,9 +177,10 @@ impl Writer {
             keep_alive: exchange.keep_alive,
         };
         if let Some(stored) = fields.stored {
-            for (name, value) in stored.raw() {
-                noted.write(out, name, value);
-            }
+            let wire = stored.write_wire(out);
+            noted.stated_length = wire.content_length.map(parse_length);
+            noted.dated = wire.dated;
+            noted.keep_alive &= !wire.close;
         }
         for (name, value) in fields.added {
             noted.write(out, name, value.as_bytes());

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
 use super::{CACHE_STATUS, X_REQUEST_ID};
 use crate::body::EdgeBody;
 use crate::object::CachedObject;
+use crate::request_id::RequestId;
 
 /// A response ready to send.
 pub struct Answer {
@@ -35,7 +36,7 @@ pub struct EdgeFields {
     /// `Via`.
     pub via: HeaderValue,
     /// `X-Request-Id`, set by the handler once the answer is made.
-    pub request_id: Option<HeaderValue>,
+    pub request_id: Option<RequestId>,
     /// The answer's outcome for the metrics (an index into
     /// [`crate::metrics::CLASSES`]), known before `cache_status` was
     /// rendered.
@@ -54,27 +55,33 @@ impl EdgeFields {
         f(&CACHE_STATUS, self.cache_status.as_bytes());
         f(&header::VIA, self.via.as_bytes());
         if let Some(id) = &self.request_id {
-            f(&X_REQUEST_ID, id.as_bytes());
+            id.with_bytes(|text| f(&X_REQUEST_ID, text));
         }
     }
 }
 
 impl Answer {
     /// Sets `X-Request-Id`, replacing any the response carried.
-    pub fn set_request_id(&mut self, id: HeaderValue) {
+    pub fn set_request_id(&mut self, id: RequestId) {
         match &mut self.edge {
             Some(fields) => fields.request_id = Some(id),
             None => {
-                self.response.headers_mut().insert(X_REQUEST_ID, id);
+                self.response
+                    .headers_mut()
+                    .insert(X_REQUEST_ID, id.to_header_value());
             }
         }
     }
 
     /// The request id the answer carries.
-    pub fn request_id(&self) -> Option<&HeaderValue> {
+    pub fn request_id(&self) -> Option<RequestId> {
         match &self.edge {
-            Some(fields) => fields.request_id.as_ref(),
-            None => self.response.headers().get(X_REQUEST_ID),
+            Some(fields) => fields.request_id.clone(),
+            None => self
+                .response
+                .headers()
+                .get(X_REQUEST_ID)
+                .map(|v| RequestId::Given(v.clone())),
         }
     }
 

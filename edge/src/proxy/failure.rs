@@ -101,7 +101,7 @@ pub fn error_response(state: &EdgeState, err: &OriginError, fwd: Fwd) -> Respons
         header::RETRY_AFTER,
         HeaderValue::from(state.config.health.retry_after.0.as_secs().max(1)),
     );
-    if let Ok(v) = HeaderValue::from_str(&status.render(&state.config.name)) {
+    if let Ok(v) = HeaderValue::from_str(&status.render_for(&state.cache_name)) {
         headers.insert(super::CACHE_STATUS, v);
     }
     append_via(&mut headers, &state.via);

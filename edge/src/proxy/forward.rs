@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 
 use crate::body::EdgeBody;
 use crate::origin_client::{OriginClient, OriginError};
+use crate::request_id::RequestId;
 use crate::state::EdgeState;
 
 /// Request fields that describe one client's view and must not shape a fill
@@ -34,7 +35,7 @@ pub fn origin_request(
     client_headers: &HeaderMap,
     path_and_query: &str,
     body: EdgeBody,
-    id: &HeaderValue,
+    id: &RequestId,
     client: SocketAddr,
     for_fill: bool,
 ) -> Result<Request<EdgeBody>, OriginError> {
@@ -59,7 +60,7 @@ pub fn origin_request(
     }
     append_via(&mut headers, &state.via);
     append_forwarded_for(&mut headers, client);
-    headers.insert(super::X_REQUEST_ID, id.clone());
+    headers.insert(super::X_REQUEST_ID, id.to_header_value());
     let mut req = Request::new(body);
     *req.method_mut() = method.clone();
     *req.uri_mut() = uri;
@@ -114,7 +115,7 @@ pub fn pass_response(
             .insert(header::AGE, HeaderValue::from_static("0"));
     }
     append_via(&mut parts.headers, &state.via);
-    let ours = status.render(&state.config.name);
+    let ours = status.render_for(&state.cache_name);
     let value = edgecache::http_cache::cache_status::append(upstream_status.as_ref(), &ours);
     if let Ok(v) = HeaderValue::from_str(&value) {
         parts.headers.insert(super::CACHE_STATUS, v);

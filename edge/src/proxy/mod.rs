@@ -26,6 +26,7 @@ use tracing::Instrument;
 use crate::body::EdgeBody;
 use crate::coalesce::{Outcome, Role};
 use crate::object::CachedObject;
+use crate::request_id::RequestId;
 use crate::state::{Counters, EdgeState};
 use crate::store::Lookup;
 
@@ -34,8 +35,7 @@ pub use fetch::FetchResult;
 
 /// `Cache-Status` (RFC 9211), on every answer.
 pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-/// The request id, echoed on every answer and forwarded to the origin.
-pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) use crate::request_id::X_REQUEST_ID;
 
 /// A client's request body: hyper's for the requests hyper reads, empty
 /// for the GET and HEAD requests the edge's own HTTP/1.1 path reads.
@@ -52,7 +52,7 @@ impl<B> ClientBody for B where
 /// What the handler knows about a request once it is normalised.
 pub struct RequestCtx<'s> {
     /// The request id (UUID v7), from `X-Request-Id` or new.
-    pub id: HeaderValue,
+    pub id: RequestId,
     /// The client's address.
     pub client: SocketAddr,
     /// The method.
@@ -67,6 +67,38 @@ pub struct RequestCtx<'s> {
     pub route: &'s Route,
     /// The request's Cache-Control.
     pub req_cc: Option<CacheControl>,
+    /// The request carries `Pragma: no-cache`.
+    pub pragma_no_cache: bool,
+}
+
+/// The request fields every request's handling reads, found in one pass
+/// over the map: a request carries a few fields, and comparing each name
+/// with three is cheaper than hashing three names to probe for fields that
+/// are mostly absent.
+struct Notable<'h> {
+    request_id: Option<&'h HeaderValue>,
+    cache_control: bool,
+    pragma_no_cache: bool,
+}
+
+impl Notable<'_> {
+    fn scan(headers: &HeaderMap) -> Notable<'_> {
+        let mut notable = Notable {
+            request_id: None,
+            cache_control: false,
+            pragma_no_cache: false,
+        };
+        for (name, value) in headers {
+            if *name == header::CACHE_CONTROL {
+                notable.cache_control = true;
+            } else if *name == header::PRAGMA {
+                notable.pragma_no_cache |= value.as_bytes().eq_ignore_ascii_case(b"no-cache");
+            } else if *name == X_REQUEST_ID && notable.request_id.is_none() {
+                notable.request_id = Some(value);
+            }
+        }
+        notable
+    }
 }
 
 impl RequestCtx<'_> {
@@ -81,10 +113,12 @@ pub async fn handle<B>(state: Arc<EdgeState>, req: Request<B>, client: SocketAdd
 where
     B: ClientBody,
 {
-    let id = request_id(req.headers());
+    let notable = Notable::scan(req.headers());
+    let id = RequestId::from_field(notable.request_id);
+    let (cache_control, pragma_no_cache) = (notable.cache_control, notable.pragma_no_cache);
     let span = tracing::info_span!(
         "request",
-        id = %id.to_str().unwrap_or("-"),
+        id = %id,
         method = %req.method(),
         path = %req.uri().path(),
     );
@@ -96,11 +130,26 @@ where
     // A disabled span records nothing: the request then skips moving its
     // whole future into the instrumenting wrapper (a copy of a few KiB).
     let mut resp = if span.is_disabled() {
-        process(&state, req, client, id.clone()).await
+        process(
+            &state,
+            req,
+            client,
+            id.clone(),
+            cache_control,
+            pragma_no_cache,
+        )
+        .await
     } else {
-        process(&state, req, client, id.clone())
-            .instrument(span.clone())
-            .await
+        process(
+            &state,
+            req,
+            client,
+            id.clone(),
+            cache_control,
+            pragma_no_cache,
+        )
+        .instrument(span.clone())
+        .await
     };
     resp.set_request_id(id);
     crate::metrics::request_done(
@@ -110,10 +159,12 @@ where
     );
     if let Some((method, path)) = access {
         let _enter = span.enter();
-        let request_id = resp.request_id();
+        let request_id = resp
+            .request_id()
+            .map_or_else(|| "-".to_string(), |id| id.to_string());
         tracing::info!(
             target: "access",
-            request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
+            request_id = request_id.as_str(),
             %method,
             %path,
             status = resp.response.status().as_u16(),
@@ -131,23 +182,13 @@ where
     resp
 }
 
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(X_REQUEST_ID)
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .cloned()
-        .unwrap_or_else(|| {
-            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
-            HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
-        })
-}
-
 async fn process<B: ClientBody>(
     state: &Arc<EdgeState>,
     req: Request<B>,
     client: SocketAddr,
-    id: HeaderValue,
+    id: RequestId,
+    cache_control: bool,
+    pragma_no_cache: bool,
 ) -> Answer {
     let (parts, body) = req.into_parts();
     let target_len = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
@@ -180,7 +221,9 @@ async fn process<B: ClientBody>(
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let route = state.routes.lookup(bare_host, parts.uri.path());
-    let req_cc = CacheControl::from_headers(&parts.headers, &header::CACHE_CONTROL);
+    let req_cc = cache_control
+        .then(|| CacheControl::from_headers(&parts.headers, &header::CACHE_CONTROL))
+        .flatten();
     let ctx = RequestCtx {
         id,
         client,
@@ -190,6 +233,7 @@ async fn process<B: ClientBody>(
         headers: parts.headers,
         route,
         req_cc,
+        pragma_no_cache,
     };
     match ctx.method {
         Method::GET | Method::HEAD => cached(state, &ctx).await,
@@ -293,11 +337,7 @@ fn usable_now(
     object: &CachedObject,
     age: Duration,
 ) -> bool {
-    let pragma_no_cache = ctx.req_cc.is_none()
-        && ctx
-            .headers
-            .get(header::PRAGMA)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"no-cache"));
+    let pragma_no_cache = ctx.req_cc.is_none() && ctx.pragma_no_cache;
     let honor = state.config.cache.honor_request_no_cache;
     if honor && pragma_no_cache {
         return false;

@@ -134,7 +134,7 @@ pub fn plain(state: &EdgeState, status: StatusCode, text: &'static str) -> Respo
 /// tier lists that tier's entry first (RFC 9211: one entry per cache, the
 /// origin-nearest first).
 fn cache_status_value(state: &EdgeState, object: &CachedObject, status: &CacheStatus) -> String {
-    let ours = status.render(&state.config.name);
+    let ours = status.render_for(&state.cache_name);
     match object.upstream_status() {
         Some(upstream) if status.stored || status.collapsed => {
             edgecache::http_cache::cache_status::append(Some(upstream), &ours)
