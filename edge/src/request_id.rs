@@ -2,8 +2,15 @@
 //! else a new UUID v7. A new id stays sixteen bytes until it is written:
 //! a hit formats it straight into the answer's head, and only a request
 //! that goes to the origin (or to hyper) makes a header value of it.
+//!
+//! New ids take their 74 random bits from a per-thread wyrand generator
+//! seeded from the operating system: `Uuid::now_v7` (a shared monotonic
+//! context and a ChaCha generator) cost 420 instructions per request, a
+//! thirtieth of a whole cache hit. An id has to be unique, not secret.
 
+use std::cell::Cell;
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -33,7 +40,7 @@ impl RequestId {
     pub fn from_field(given: Option<&HeaderValue>) -> RequestId {
         match given.filter(|v| !v.is_empty() && v.len() <= MAX_GIVEN_LEN) {
             Some(given) => RequestId::Given(given.clone()),
-            None => RequestId::Made(uuid::Uuid::now_v7()),
+            None => RequestId::Made(new_v7()),
         }
     }
 
@@ -60,6 +67,35 @@ impl RequestId {
             }
         }
     }
+}
+
+thread_local! {
+    /// This thread's generator state, seeded from the OS (through uuid's
+    /// v4, which draws from a generator the OS seeds).
+    static WYRAND: Cell<u64> = Cell::new(u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([0x5e; 8]),
+    ));
+}
+
+/// The next 64 bits of this thread's wyrand sequence.
+fn next_random() -> u64 {
+    WYRAND.with(|state| {
+        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) ^ t) as u64
+    })
+}
+
+/// A UUID v7 (RFC 9562 §5.7): Unix time in milliseconds, then random bits.
+fn new_v7() -> uuid::Uuid {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&next_random().to_le_bytes());
+    random[8..].copy_from_slice(&next_random().to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
 impl fmt::Display for RequestId {
@@ -98,6 +134,33 @@ mod tests {
             let parsed = uuid::Uuid::parse_str(&text(&id)).expect("a uuid");
             assert_eq!(parsed.get_version_num(), 7);
         }
+    }
+
+    #[test]
+    fn made_ids_are_v7_with_the_current_time_and_all_distinct() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        let ids: Vec<uuid::Uuid> = (0..10_000).map(|_| new_v7()).collect();
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        let mut seen = std::collections::HashSet::new();
+        for id in &ids {
+            assert_eq!(id.get_version_num(), 7);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            let (secs, nanos) = id.get_timestamp().expect("v7 time").to_unix();
+            let millis = secs * 1000 + u64::from(nanos) / 1_000_000;
+            assert!(
+                (before..=after).contains(&millis),
+                "{millis} not in {before}..={after}"
+            );
+            assert!(seen.insert(*id), "duplicate id {id}");
+        }
+        let other_thread = std::thread::spawn(new_v7).join().expect("thread");
+        assert!(!seen.contains(&other_thread));
     }
 
     #[test]
