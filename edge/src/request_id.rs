@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 
 /// `X-Request-Id`, echoed on every answer and forwarded to the origin.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,13 +30,8 @@ pub enum RequestId {
 }
 
 impl RequestId {
-    /// The id of a request with these fields: the client's when it is
-    /// non-empty and at most 128 bytes, else a new one.
-    pub fn of(headers: &HeaderMap) -> RequestId {
-        RequestId::from_field(headers.get(X_REQUEST_ID))
-    }
-
-    /// The id of a request whose `X-Request-Id` is `given`.
+    /// The id of a request whose `X-Request-Id` is `given`: the client's
+    /// when it is non-empty and at most 128 bytes, else a new one.
     pub fn from_field(given: Option<&HeaderValue>) -> RequestId {
         match given.filter(|v| !v.is_empty() && v.len() <= MAX_GIVEN_LEN) {
             Some(given) => RequestId::Given(given.clone()),
@@ -59,12 +54,10 @@ impl RequestId {
     pub fn to_header_value(&self) -> HeaderValue {
         match self {
             RequestId::Given(value) => value.clone(),
-            RequestId::Made(id) => {
-                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-                // A hyphenated UUID is visible ASCII: always a valid value.
-                HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
-                    .unwrap_or_else(|_| HeaderValue::from_static("-"))
-            }
+            // A hyphenated UUID is visible ASCII: always a valid value.
+            RequestId::Made(_) => self.with_bytes(|text| {
+                HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+            }),
         }
     }
 }
@@ -110,6 +103,7 @@ impl fmt::Display for RequestId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     fn text(id: &RequestId) -> String {
         id.with_bytes(|b| String::from_utf8(b.to_vec()).expect("ascii"))
@@ -119,7 +113,7 @@ mod tests {
     fn a_usable_client_id_is_kept() {
         let mut headers = HeaderMap::new();
         headers.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123"));
-        let id = RequestId::of(&headers);
+        let id = RequestId::from_field(headers.get(X_REQUEST_ID));
         assert_eq!(text(&id), "abc-123");
         assert_eq!(id.to_header_value(), "abc-123");
         assert_eq!(id.to_string(), "abc-123");
@@ -130,7 +124,7 @@ mod tests {
         for given in [String::new(), "x".repeat(MAX_GIVEN_LEN + 1)] {
             let mut headers = HeaderMap::new();
             headers.insert(X_REQUEST_ID, HeaderValue::from_str(&given).expect("value"));
-            let id = RequestId::of(&headers);
+            let id = RequestId::from_field(headers.get(X_REQUEST_ID));
             let parsed = uuid::Uuid::parse_str(&text(&id)).expect("a uuid");
             assert_eq!(parsed.get_version_num(), 7);
         }
@@ -165,15 +159,11 @@ mod tests {
 
     #[test]
     fn every_form_of_a_made_id_is_the_same_text() {
-        let id = RequestId::of(&HeaderMap::new());
+        let id = RequestId::from_field(None);
         let bytes = text(&id);
         assert_eq!(bytes.len(), 36);
         assert_eq!(id.to_header_value(), bytes.as_str());
         assert_eq!(id.to_string(), bytes);
-        assert_ne!(
-            bytes,
-            text(&RequestId::of(&HeaderMap::new())),
-            "ids are unique"
-        );
+        assert_ne!(bytes, text(&RequestId::from_field(None)), "ids are unique");
     }
 }

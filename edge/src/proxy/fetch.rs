@@ -31,7 +31,6 @@ use crate::growing::Growing;
 use crate::health::Upstream;
 use crate::object::{CachedObject, ObjectExtras};
 use crate::origin_client::{BodyRead, OriginError};
-use crate::request_id::RequestId;
 use crate::state::{Counters, EdgeState};
 use crate::stored_headers::StoredHeaders;
 
@@ -39,7 +38,7 @@ use crate::stored_headers::StoredHeaders;
 /// can outlive the client connection.
 pub struct FetchRequest {
     /// Request id, passed to the origin.
-    pub id: RequestId,
+    pub id: crate::request_id::RequestId,
     /// The client's address, for X-Forwarded-For.
     pub client: std::net::SocketAddr,
     /// The URL's primary key.

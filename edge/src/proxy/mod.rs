@@ -77,6 +77,12 @@ pub struct RequestCtx<'s> {
 /// are mostly absent.
 struct Notable<'h> {
     request_id: Option<&'h HeaderValue>,
+    seen: Seen,
+}
+
+/// What [`Notable`] found of the fields the handler reads later.
+#[derive(Clone, Copy, Default)]
+struct Seen {
     cache_control: bool,
     pragma_no_cache: bool,
 }
@@ -85,14 +91,13 @@ impl Notable<'_> {
     fn scan(headers: &HeaderMap) -> Notable<'_> {
         let mut notable = Notable {
             request_id: None,
-            cache_control: false,
-            pragma_no_cache: false,
+            seen: Seen::default(),
         };
         for (name, value) in headers {
             if *name == header::CACHE_CONTROL {
-                notable.cache_control = true;
+                notable.seen.cache_control = true;
             } else if *name == header::PRAGMA {
-                notable.pragma_no_cache |= value.as_bytes().eq_ignore_ascii_case(b"no-cache");
+                notable.seen.pragma_no_cache |= value.as_bytes().eq_ignore_ascii_case(b"no-cache");
             } else if *name == X_REQUEST_ID && notable.request_id.is_none() {
                 notable.request_id = Some(value);
             }
@@ -115,7 +120,7 @@ where
 {
     let notable = Notable::scan(req.headers());
     let id = RequestId::from_field(notable.request_id);
-    let (cache_control, pragma_no_cache) = (notable.cache_control, notable.pragma_no_cache);
+    let seen = notable.seen;
     let span = tracing::info_span!(
         "request",
         id = %id,
@@ -130,26 +135,11 @@ where
     // A disabled span records nothing: the request then skips moving its
     // whole future into the instrumenting wrapper (a copy of a few KiB).
     let mut resp = if span.is_disabled() {
-        process(
-            &state,
-            req,
-            client,
-            id.clone(),
-            cache_control,
-            pragma_no_cache,
-        )
-        .await
+        process(&state, req, client, id.clone(), seen).await
     } else {
-        process(
-            &state,
-            req,
-            client,
-            id.clone(),
-            cache_control,
-            pragma_no_cache,
-        )
-        .instrument(span.clone())
-        .await
+        process(&state, req, client, id.clone(), seen)
+            .instrument(span.clone())
+            .await
     };
     resp.set_request_id(id);
     crate::metrics::request_done(
@@ -187,8 +177,7 @@ async fn process<B: ClientBody>(
     req: Request<B>,
     client: SocketAddr,
     id: RequestId,
-    cache_control: bool,
-    pragma_no_cache: bool,
+    seen: Seen,
 ) -> Answer {
     let (parts, body) = req.into_parts();
     let target_len = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
@@ -221,7 +210,8 @@ async fn process<B: ClientBody>(
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let route = state.routes.lookup(bare_host, parts.uri.path());
-    let req_cc = cache_control
+    let req_cc = seen
+        .cache_control
         .then(|| CacheControl::from_headers(&parts.headers, &header::CACHE_CONTROL))
         .flatten();
     let ctx = RequestCtx {
@@ -233,7 +223,7 @@ async fn process<B: ClientBody>(
         headers: parts.headers,
         route,
         req_cc,
-        pragma_no_cache,
+        pragma_no_cache: seen.pragma_no_cache,
     };
     match ctx.method {
         Method::GET | Method::HEAD => cached(state, &ctx).await,
