@@ -73,18 +73,6 @@ impl Answer {
         }
     }
 
-    /// The request id the answer carries.
-    pub fn request_id(&self) -> Option<RequestId> {
-        match &self.edge {
-            Some(fields) => fields.request_id.clone(),
-            None => self
-                .response
-                .headers()
-                .get(X_REQUEST_ID)
-                .map(|v| RequestId::Given(v.clone())),
-        }
-    }
-
     /// The `Cache-Status` value the answer carries.
     pub fn cache_status(&self) -> Option<&[u8]> {
         match &self.edge {

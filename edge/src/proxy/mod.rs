@@ -141,7 +141,6 @@ where
             .instrument(span.clone())
             .await
     };
-    resp.set_request_id(id);
     crate::metrics::request_done(
         resp.response.status().as_u16(),
         resp.metrics_class(),
@@ -149,26 +148,30 @@ where
     );
     if let Some((method, path)) = access {
         let _enter = span.enter();
-        let request_id = resp
-            .request_id()
-            .map_or_else(|| "-".to_string(), |id| id.to_string());
-        tracing::info!(
-            target: "access",
-            request_id = request_id.as_str(),
-            %method,
-            %path,
-            status = resp.response.status().as_u16(),
-            cache_status = resp
-                .cache_status()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .unwrap_or("-"),
-            bytes = http_body::Body::size_hint(resp.response.body())
-                .exact()
-                .unwrap_or(0),
-            duration_us = started.elapsed().as_micros() as u64,
-            "request"
-        );
+        // The id the answer is about to carry, formatted on the stack.
+        id.with_bytes(|request_id| {
+            tracing::info!(
+                target: "access",
+                request_id = std::str::from_utf8(request_id)
+                    .ok()
+                    .filter(|text| text.is_ascii())
+                    .unwrap_or("-"),
+                %method,
+                %path,
+                status = resp.response.status().as_u16(),
+                cache_status = resp
+                    .cache_status()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .unwrap_or("-"),
+                bytes = http_body::Body::size_hint(resp.response.body())
+                    .exact()
+                    .unwrap_or(0),
+                duration_us = started.elapsed().as_micros() as u64,
+                "request"
+            );
+        });
     }
+    resp.set_request_id(id);
     resp
 }
 
