@@ -458,3 +458,62 @@ async fn tiered_fill_lists_every_tier_in_cache_status() {
     );
     assert_eq!(origin_requests(&origin).await, 1);
 }
+
+/// An edge allowed one CPU runs on a single-threaded runtime: it still
+/// fills, hits, joins concurrent misses into one origin fetch and drains
+/// on SIGTERM, with everything on one thread.
+#[tokio::test]
+async fn an_edge_allowed_one_cpu_runs_single_threaded() {
+    let origin = spawn_origin(None, &[]);
+    let ip = next_ip();
+    let args = vec![
+        "-c".to_string(),
+        "0".into(),
+        bin("edge").display().to_string(),
+        "--origin".into(),
+        origin.url("http"),
+        "--listen".into(),
+        format!("{ip}:0"),
+        "--admin-listen".into(),
+        format!("{ip}:0"),
+    ];
+    let mut edge = Proc::start("taskset".into(), args, ip, &["http", "admin"]);
+    let stats = edge_stats(&edge).await;
+    assert_eq!(stats["runtime"]["scheduler"], "current_thread", "{stats}");
+    assert_eq!(stats["runtime"]["workers"], 1, "{stats}");
+
+    let url = format!("{}/_gen/3000?ttl=60&delay_ms=200", edge.url("http"));
+    let before = origin_requests(&origin).await;
+    let c = client();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (c, url) = (c.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = c.get(&url).send().await.expect("request");
+            (r.status(), r.bytes().await.expect("body").len())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), (reqwest::StatusCode::OK, 3000));
+    }
+    let (status, body) = get_until_hit(&c, &url).await;
+    assert!(status.contains("hit"), "{status}");
+    assert_eq!(body.len(), 3000);
+    assert_eq!(
+        origin_requests(&origin).await,
+        before + 1,
+        "one origin fetch for 50 clients and the hits after"
+    );
+
+    signal(&edge, libc::SIGTERM);
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = edge.child.try_wait().expect("try_wait") {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = exited.expect("the edge exits on SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+}

@@ -89,6 +89,7 @@ async fn route(state: &EdgeState, req: Request<Incoming>) -> Response<EdgeBody> 
                 "body_file_fallbacks": files.fallbacks,
                 "sendfile_bytes": files.sent_bytes,
                 "uptime_secs": state.started.elapsed().as_secs(),
+                "runtime": crate::runtime::describe(),
             });
             json(StatusCode::OK, body.to_string())
         }

@@ -21,6 +21,7 @@ pub mod purge;
 pub mod reload;
 pub mod request_id;
 pub mod resolver;
+pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod store;

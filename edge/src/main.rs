@@ -12,8 +12,14 @@ use edgecache::config::EdgeConfig;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let flavor = edge::runtime::Flavor::for_this_process();
+    edge::runtime::build(flavor)
+        .context("building the runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = EdgeArgs::parse();
     edgecache::logging::init(&args.log_format);
     edge::tls::provider();
