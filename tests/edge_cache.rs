@@ -506,14 +506,8 @@ async fn an_edge_allowed_one_cpu_runs_single_threaded() {
     );
 
     signal(&edge, libc::SIGTERM);
-    let mut exited = None;
-    for _ in 0..100 {
-        if let Some(status) = edge.child.try_wait().expect("try_wait") {
-            exited = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = exited.expect("the edge exits on SIGTERM");
+    let status = edge
+        .wait_exit(Duration::from_secs(5))
+        .expect("the edge exits on SIGTERM");
     assert!(status.success(), "exit status {status:?}");
 }

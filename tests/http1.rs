@@ -295,15 +295,9 @@ fn an_idle_keep_alive_connection_is_closed_at_once_on_shutdown() {
         Ok(0) => {}
         other => panic!("expected the edge to close the idle connection, got {other:?}"),
     }
-    let mut exited = None;
-    for _ in 0..100 {
-        if let Some(status) = edge.child.try_wait().expect("try_wait") {
-            exited = Some(status);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = exited.expect("the edge exits once idle connections are closed");
+    let status = edge
+        .wait_exit(Duration::from_secs(5))
+        .expect("the edge exits once idle connections are closed");
     assert!(status.success(), "exit status {status:?}");
     edge.kill();
 }

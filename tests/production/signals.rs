@@ -129,15 +129,9 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
         .expect("the in-flight request completes");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.expect("body").len(), 100);
-    let mut status = None;
-    for _ in 0..150 {
-        if let Some(s) = edge.child.try_wait().expect("try_wait") {
-            status = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let status = status.expect("the edge exits after draining");
+    let status = edge
+        .wait_exit(Duration::from_secs(15))
+        .expect("the edge exits after draining");
     assert!(status.success(), "exit status {status:?}");
     // New connections are refused once it has gone.
     assert!(TcpStream::connect(edge.addr("http")).is_err());
