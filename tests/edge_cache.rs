@@ -468,7 +468,7 @@ async fn an_edge_allowed_one_cpu_runs_single_threaded() {
     let ip = next_ip();
     let args = vec![
         "-c".to_string(),
-        "0".into(),
+        first_allowed_cpu().to_string(),
         bin("edge").display().to_string(),
         "--origin".into(),
         origin.url("http"),
@@ -510,4 +510,19 @@ async fn an_edge_allowed_one_cpu_runs_single_threaded() {
         .wait_exit(Duration::from_secs(5))
         .expect("the edge exits on SIGTERM");
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// The lowest-numbered CPU this process may run on (CPU 0 is not always
+/// in a container's set).
+fn first_allowed_cpu() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and
+    // sched_getaffinity writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(rc, 0, "sched_getaffinity");
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: the index is below CPU_SETSIZE.
+        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .expect("at least one allowed CPU")
 }

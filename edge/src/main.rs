@@ -13,8 +13,7 @@ use edgecache::config::EdgeConfig;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let flavor = edge::runtime::Flavor::for_this_process();
-    edge::runtime::build(flavor)
+    edge::runtime::build(edge::runtime::Flavor::for_this_process())
         .context("building the runtime")?
         .block_on(run())
 }
