@@ -5,6 +5,7 @@
 //! the lab can start one too.
 
 pub mod admin;
+pub mod allocator;
 pub mod body;
 pub mod body_file;
 pub mod cli;
@@ -86,6 +87,7 @@ impl Edge {
         }
         let heartbeats = reload::Heartbeats::start(&state.upstreams, rx.clone());
         tasks.push(tokio::spawn(purge::maintain(state.clone(), rx.clone())));
+        tasks.push(tokio::spawn(allocator::release_after_fills(rx.clone())));
         if let Some(nats) = state.config.purge.nats().cloned() {
             tasks.push(tokio::spawn(purge::bus::run(
                 state.clone(),
