@@ -9,31 +9,27 @@
 //! resumed (0.06-0.17 x N for 256 KiB objects in the benchmark's memory
 //! check). While fills go on, mimalloc's own delayed purge is the right
 //! pace: returning pages that the next fill faults back in would only cost.
+//! Fills are counted where they start, by the node's `origin_fetches`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::state::EdgeState;
+
 /// How often the task looks; fills have stopped when a whole period
-/// stored nothing.
+/// started none.
 const EVERY: Duration = Duration::from_millis(250);
 
-/// Objects stored since start: the sign that fills freed their buffers.
-static STORED: AtomicU64 = AtomicU64::new(0);
-
-/// Notes that an object was stored (its fill's buffers are being freed).
-pub fn note_stored() {
-    STORED.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Until shutdown: when a period after some stores stored nothing, returns
-/// mimalloc's free pages to the OS, once. A pure hit load stores nothing
-/// and is never interrupted. On a multi-thread runtime this reaches the
+/// Until shutdown: when a period after some origin fetches started none,
+/// returns mimalloc's free pages to the OS, once. A pure hit load fetches
+/// nothing and is never interrupted. On a multi-thread runtime this reaches the
 /// heap of the thread the task runs on; the other workers' free pages go
 /// back on their own next allocations, as before.
-pub async fn release_after_fills(shutdown: watch::Receiver<bool>) {
-    after_fills_stop(&STORED, shutdown, || {
+pub async fn release_after_fills(state: Arc<EdgeState>, shutdown: watch::Receiver<bool>) {
+    after_fills_stop(&state.counters.origin_fetches, shutdown, || {
         let started = Instant::now();
         release_free_memory();
         tracing::debug!(
@@ -44,22 +40,22 @@ pub async fn release_after_fills(shutdown: watch::Receiver<bool>) {
     .await;
 }
 
-/// Calls `release` once each time `stored` stops moving for a period after
+/// Calls `release` once each time `fills` stops moving for a period after
 /// it moved, until shutdown.
 async fn after_fills_stop(
-    stored: &AtomicU64,
+    fills: &AtomicU64,
     mut shutdown: watch::Receiver<bool>,
     mut release: impl FnMut(),
 ) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen = stored.load(Ordering::Relaxed);
+    let mut seen = fills.load(Ordering::Relaxed);
     let mut filled = false;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
-                let now = stored.load(Ordering::Relaxed);
+                let now = fills.load(Ordering::Relaxed);
                 if now != seen {
                     seen = now;
                     filled = true;
@@ -88,13 +84,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn releases_once_each_time_stores_stop_and_ends_on_shutdown() {
-        let stored = Arc::new(AtomicU64::new(0));
+        let fills = Arc::new(AtomicU64::new(0));
         let releases = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn({
-            let (stored, releases) = (stored.clone(), releases.clone());
+            let (fills, releases) = (fills.clone(), releases.clone());
             async move {
-                after_fills_stop(&stored, rx, || {
+                after_fills_stop(&fills, rx, || {
                     releases.fetch_add(1, Ordering::Relaxed);
                 })
                 .await;
@@ -102,9 +98,9 @@ mod tests {
         });
         let count = || releases.load(Ordering::Relaxed);
         tokio::time::sleep(EVERY * 4).await;
-        assert_eq!(count(), 0, "nothing stored, nothing released");
+        assert_eq!(count(), 0, "no fills, nothing released");
         for _ in 0..12 {
-            stored.fetch_add(1, Ordering::Relaxed);
+            fills.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(EVERY / 2).await;
         }
         assert_eq!(count(), 0, "not while fills go on");
@@ -112,7 +108,7 @@ mod tests {
         assert_eq!(count(), 1, "once after they stop");
         tokio::time::sleep(EVERY * 8).await;
         assert_eq!(count(), 1, "and not again while quiet");
-        stored.fetch_add(1, Ordering::Relaxed);
+        fills.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(EVERY * 3).await;
         assert_eq!(count(), 2, "again after the next fill");
         tx.send(true).expect("task listening");

@@ -87,7 +87,10 @@ impl Edge {
         }
         let heartbeats = reload::Heartbeats::start(&state.upstreams, rx.clone());
         tasks.push(tokio::spawn(purge::maintain(state.clone(), rx.clone())));
-        tasks.push(tokio::spawn(allocator::release_after_fills(rx.clone())));
+        tasks.push(tokio::spawn(allocator::release_after_fills(
+            state.clone(),
+            rx.clone(),
+        )));
         if let Some(nats) = state.config.purge.nats().cloned() {
             tasks.push(tokio::spawn(purge::bus::run(
                 state.clone(),

@@ -13,7 +13,7 @@ use edgecache::config::EdgeConfig;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    edge::runtime::build(edge::runtime::Flavor::for_this_process())
+    edge::runtime::for_this_process()
         .context("building the runtime")?
         .block_on(run())
 }

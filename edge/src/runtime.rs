@@ -39,6 +39,12 @@ pub fn build(flavor: Flavor) -> std::io::Result<Runtime> {
     builder.enable_all().build()
 }
 
+/// The runtime for this process: [`build`] for
+/// [`Flavor::for_this_process`]. What `edge` and `edge-bare` run on.
+pub fn for_this_process() -> std::io::Result<Runtime> {
+    build(Flavor::for_this_process())
+}
+
 /// The running runtime's scheduler and number of workers, for
 /// `/_edge/stats` (so an operator can see which one a node picked).
 pub fn describe() -> serde_json::Value {

@@ -175,7 +175,6 @@ impl Store {
 
     /// Stores an object for a URL; `spec` is the response's Vary.
     pub async fn insert(&self, primary: &CacheKey, spec: VarySpec, object: Arc<CachedObject>) {
-        crate::allocator::note_stored();
         let retention = object.retention(SystemTime::now());
         if object.variant().is_none() {
             self.cache

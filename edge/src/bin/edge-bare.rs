@@ -48,7 +48,7 @@ struct Bare {
 /// as the benchmark pins it), so that the ratio between them is the
 /// caching work alone.
 fn main() -> anyhow::Result<()> {
-    edge::runtime::build(edge::runtime::Flavor::for_this_process())
+    edge::runtime::for_this_process()
         .context("building the runtime")?
         .block_on(run())
 }
