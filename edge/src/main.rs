@@ -34,8 +34,10 @@ async fn run() -> anyhow::Result<()> {
     }
     let config = args.resolve()?;
     let node = Edge::start(config).await.context("starting the edge")?;
-    // Before the listening lines: whoever waits for them may send SIGHUP.
+    // Before the listening lines: whoever waits for them may send SIGHUP,
+    // SIGTERM or SIGINT.
     let mut hangups = hangups()?;
+    let terminated = edgecache::signals::terminated();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening http {}", node.public_addr)?;
@@ -47,7 +49,6 @@ async fn run() -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    let terminated = edgecache::signals::terminated();
     tokio::pin!(terminated);
     loop {
         tokio::select! {

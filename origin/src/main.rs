@@ -145,31 +145,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown requested");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -183,6 +158,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("listener address")?;
     let control = control(&args).await?;
+    // Before the listening lines: whoever waits for them may stop the origin.
+    let terminated = edgecache::signals::terminated();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening http {addr}").context("write to stdout")?;
@@ -195,7 +172,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, "origin listening");
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        terminated.await;
+        tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
     let control = async {
