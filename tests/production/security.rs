@@ -98,6 +98,29 @@ async fn slowloris_and_idle_connections_are_disconnected_after_the_header_read_t
 }
 
 #[tokio::test]
+async fn a_busy_keep_alive_connection_outlives_its_first_header_read_deadline() {
+    let origin = spawn_origin(None, &[]);
+    let (edge, _dir) = spawn_edge_config(&format!(
+        "origin = \"{}\"\n[limits]\nheader_read_timeout = \"2s\"\n",
+        origin.url("http")
+    ));
+    let mut sender = one_connection(edge.addr("http")).await;
+    // Each request comes well inside the timeout counted from the answer
+    // before it; the third comes after the deadline counted from the
+    // connection's start (2 s), which must not cut it.
+    for _ in 0..3 {
+        let (status, _) = get_on(&mut sender, "/_gen/10?ttl=60").await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+    }
+    // Then idle: closed by the same timeout.
+    assert!(
+        eventually(10, || sender.is_closed()).await,
+        "idle connection kept"
+    );
+}
+
+#[tokio::test]
 async fn connections_above_the_cap_wait_for_a_free_slot() {
     let origin = spawn_origin(None, &[]);
     let (edge, _dir) = spawn_edge_config(&format!(

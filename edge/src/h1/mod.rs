@@ -77,9 +77,10 @@ pub async fn serve<S>(
     let shutdown_signal = shutdown.changed();
     tokio::pin!(shutdown_signal);
     loop {
-        deadline
-            .as_mut()
-            .reset(Instant::now() + limits.read_timeout);
+        // The head must arrive whole by `due`. The timer is not moved per
+        // request (re-arming it costs more than the rest of a hit's
+        // connection handling); when it fires early it is moved to `due`.
+        let due = Instant::now() + limits.read_timeout;
         let head = loop {
             if !buf.is_empty() {
                 match parser.parse(&buf) {
@@ -104,6 +105,10 @@ pub async fn serve<S>(
                     }
                 },
                 () = &mut deadline => {
+                    if Instant::now() < due {
+                        deadline.as_mut().reset(due);
+                        continue;
+                    }
                     tracing::debug!(%remote, "no whole request head within the read timeout");
                     return;
                 }
