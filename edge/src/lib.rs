@@ -20,6 +20,7 @@ pub mod paced;
 pub mod proxy;
 pub mod purge;
 pub mod reload;
+pub mod request_fields;
 pub mod request_id;
 pub mod resolver;
 pub mod runtime;

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use edgecache::cache_key::CacheKey;
 use edgecache::http_cache::vary::VarySpec;
-use http::HeaderMap;
 use moka::Expiry;
 use moka::future::Cache;
 
 use crate::object::CachedObject;
 use crate::purge::index::PurgeIndex;
+use crate::request_fields::RequestFields;
 
 /// What sits under a key: an object, (for Vary'd URLs) a marker that
 /// names the varying fields and the variant keys stored for this URL, or a
@@ -135,7 +135,7 @@ impl Store {
     }
 
     /// Finds what is stored for a request: its primary key and headers.
-    pub async fn lookup(&self, primary: &CacheKey, req_headers: &HeaderMap) -> Lookup {
+    pub async fn lookup(&self, primary: &CacheKey, request: &RequestFields<'_>) -> Lookup {
         match self.cache.get(primary).await {
             None => Lookup::Miss {
                 key: primary.clone(),
@@ -147,7 +147,7 @@ impl Store {
             },
             Some(Slot::Pass(_)) => Lookup::Pass,
             Some(Slot::Variants(set)) => {
-                let Some(secondary) = set.spec.secondary_key(req_headers) else {
+                let Some(secondary) = set.spec.secondary_key(request.map()) else {
                     return Lookup::Uncacheable;
                 };
                 let key = primary.with_variant(&secondary);
@@ -265,6 +265,7 @@ mod tests {
     use super::*;
     use crate::stored_headers::StoredHeaders;
     use edgecache::http_cache::freshness::StalePermissions;
+    use http::HeaderMap;
 
     fn object(variant: Option<&str>) -> Arc<CachedObject> {
         Arc::new(CachedObject {
@@ -293,24 +294,25 @@ mod tests {
         CacheKey::new("http", "x.test", path)
     }
 
+    fn no_fields() -> RequestFields<'static> {
+        RequestFields::from_map(HeaderMap::new())
+    }
+
     #[tokio::test]
     async fn a_pass_marker_answers_lookups_until_an_object_replaces_it() {
         let store = Store::new(1 << 20);
         let k = key("/a");
         store.mark_pass(&k, Duration::from_secs(30)).await;
-        assert!(matches!(
-            store.lookup(&k, &HeaderMap::new()).await,
-            Lookup::Pass
-        ));
+        assert!(matches!(store.lookup(&k, &no_fields()).await, Lookup::Pass));
         store.insert(&k, VarySpec::None, object(None)).await;
         assert!(matches!(
-            store.lookup(&k, &HeaderMap::new()).await,
+            store.lookup(&k, &no_fields()).await,
             Lookup::Found { variant: None, .. }
         ));
         store.mark_pass(&k, Duration::from_secs(30)).await;
         assert_eq!(store.remove_url(&k).await, 0, "a marker is not an object");
         assert!(matches!(
-            store.lookup(&k, &HeaderMap::new()).await,
+            store.lookup(&k, &no_fields()).await,
             Lookup::Miss {
                 vary_miss: false,
                 ..
@@ -330,6 +332,7 @@ mod tests {
         let secondary = spec.secondary_key(&req).unwrap();
         store.insert(&k, spec, object(Some(&secondary))).await;
         let variant_key = k.with_variant(&secondary);
+        let req = RequestFields::from_map(req);
         assert!(matches!(store.lookup(&k, &req).await, Lookup::Found { .. }));
         store.mark_pass(&k, Duration::from_secs(30)).await;
         assert!(matches!(store.lookup(&k, &req).await, Lookup::Pass));
@@ -343,7 +346,7 @@ mod tests {
         store.mark_pass(&k, Duration::from_millis(50)).await;
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert!(matches!(
-            store.lookup(&k, &HeaderMap::new()).await,
+            store.lookup(&k, &no_fields()).await,
             Lookup::Miss { .. }
         ));
     }

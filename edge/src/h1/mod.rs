@@ -120,7 +120,7 @@ pub async fn serve<S>(
             version: head.version(),
             keep_alive: head.keep_alive,
         };
-        let request = match parser.take_request(head, &mut buf, Empty::<Bytes>::new()) {
+        let request = match parser.take_request(head, &mut buf) {
             Ok(request) => request,
             Err(head_bytes) => {
                 let mut pending = BytesMut::from(&head_bytes[..]);
@@ -128,7 +128,8 @@ pub async fn serve<S>(
                 return handoff(pending.freeze(), io, remote, state, fallback).await;
             }
         };
-        let answer = proxy::handle(state.load_full(), request, remote).await;
+        let answer =
+            proxy::handle_head(state.load_full(), request, Empty::<Bytes>::new(), remote).await;
         // Draining: this answer is the connection's last.
         exchange.keep_alive &= !fallback.shutdown.has_changed().unwrap_or(true);
         match writer.write(&mut io, answer, exchange).await {

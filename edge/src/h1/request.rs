@@ -3,7 +3,10 @@
 //! are slices of the received bytes, as hyper makes them.
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{Method, Uri, Version};
+
+use crate::proxy::RequestHead;
+use crate::request_fields::{FieldSpan, RequestFields, Span};
 
 /// As many fields as hyper accepts; a head with more goes to hyper, which
 /// answers 431.
@@ -36,28 +39,7 @@ pub struct Head {
 /// per connection, not per request).
 #[derive(Default)]
 pub struct HeadParser {
-    fields: Vec<(Span, Span)>,
-}
-
-/// Byte offsets into the head.
-#[derive(Clone, Copy, Default)]
-struct Span {
-    start: u32,
-    end: u32,
-}
-
-impl Span {
-    fn of(base: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr() as usize - base.as_ptr() as usize;
-        Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
-        }
-    }
-
-    fn slice(self, head: &Bytes) -> Bytes {
-        head.slice(self.start as usize..self.end as usize)
-    }
+    fields: Vec<FieldSpan>,
 }
 
 impl HeadParser {
@@ -122,38 +104,20 @@ impl HeadParser {
         Parsed::Head(head)
     }
 
-    /// Takes `head`'s bytes off `buf` and builds the request. A target or
-    /// field the `http` types refuse gives the head's bytes back, for hyper.
-    pub fn take_request<B>(
-        &self,
-        head: Head,
-        buf: &mut BytesMut,
-        body: B,
-    ) -> Result<Request<B>, Bytes> {
+    /// Takes `head`'s bytes off `buf` and makes the request of them: its
+    /// fields stay slices of those bytes. A target the `http` types refuse
+    /// gives the head's bytes back, for hyper.
+    pub fn take_request(&self, head: Head, buf: &mut BytesMut) -> Result<RequestHead<'_>, Bytes> {
         let bytes = buf.split_to(head.len).freeze();
-        match self.build(&head, &bytes) {
-            Some((uri, headers)) => {
-                let mut req = Request::new(body);
-                *req.method_mut() = head.method;
-                *req.version_mut() = head.version;
-                *req.uri_mut() = uri;
-                *req.headers_mut() = headers;
-                Ok(req)
-            }
-            None => Err(bytes),
+        let target = bytes.slice(head.target.start as usize..head.target.end as usize);
+        match Uri::from_maybe_shared(target) {
+            Ok(uri) => Ok(RequestHead {
+                method: head.method,
+                uri,
+                fields: RequestFields::from_head(bytes, &self.fields),
+            }),
+            Err(_) => Err(bytes),
         }
-    }
-
-    fn build(&self, head: &Head, bytes: &Bytes) -> Option<(Uri, HeaderMap)> {
-        let uri = Uri::from_maybe_shared(head.target.slice(bytes)).ok()?;
-        let mut headers = HeaderMap::with_capacity(self.fields.len());
-        for (name, value) in &self.fields {
-            let name =
-                HeaderName::from_bytes(&bytes[name.start as usize..name.end as usize]).ok()?;
-            let value = HeaderValue::from_maybe_shared(value.slice(bytes)).ok()?;
-            headers.append(name, value);
-        }
-        Some((uri, headers))
     }
 }
 
@@ -197,11 +161,11 @@ mod tests {
         };
         assert!(parsed.keep_alive);
         let mut buf = BytesMut::from(text);
-        let req = parser.take_request(parsed, &mut buf, ()).expect("request");
-        assert_eq!(req.method(), Method::GET);
-        assert_eq!(req.uri(), "/a?b=1");
-        assert_eq!(req.headers()["host"], "cdn.test");
-        assert_eq!(req.headers().get_all("accept").iter().count(), 2);
+        let req = parser.take_request(parsed, &mut buf).expect("request");
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.uri, "/a?b=1");
+        assert_eq!(req.fields.get(&http::header::HOST), Some(&b"cdn.test"[..]));
+        assert_eq!(req.fields.map().get_all("accept").iter().count(), 2);
         assert_eq!(
             &buf[..],
             b"GET /next",

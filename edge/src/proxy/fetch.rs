@@ -65,7 +65,7 @@ impl FetchRequest {
             client: ctx.client,
             primary: ctx.key.clone(),
             key,
-            headers: ctx.headers.clone(),
+            headers: ctx.fields.map().clone(),
             path_and_query: ctx.path_and_query().to_string(),
             route: ctx.route.clone(),
             req_cc: ctx.req_cc.clone(),

@@ -18,14 +18,13 @@ use edgecache::config::Route;
 use edgecache::http_cache::cache_control::CacheControl;
 use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
 use edgecache::http_cache::freshness::{RequestFreshness, request_allows};
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
-};
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri, header};
 use tracing::Instrument;
 
 use crate::body::EdgeBody;
 use crate::coalesce::{Outcome, Role};
 use crate::object::CachedObject;
+use crate::request_fields::RequestFields;
 use crate::request_id::RequestId;
 use crate::state::{Counters, EdgeState};
 use crate::store::Lookup;
@@ -60,7 +59,7 @@ pub struct RequestCtx<'s> {
     /// The request target.
     pub uri: Uri,
     /// The request's header fields.
-    pub headers: HeaderMap,
+    pub fields: RequestFields<'s>,
     /// The primary cache key.
     pub key: CacheKey,
     /// The route whose policy applies.
@@ -71,12 +70,32 @@ pub struct RequestCtx<'s> {
     pub pragma_no_cache: bool,
 }
 
+/// A request's head as the handler takes it.
+pub struct RequestHead<'p> {
+    /// The method.
+    pub method: Method,
+    /// The request target.
+    pub uri: Uri,
+    /// The header fields.
+    pub fields: RequestFields<'p>,
+}
+
+impl RequestHead<'static> {
+    /// The head of a request hyper read.
+    pub fn from_parts(parts: http::request::Parts) -> RequestHead<'static> {
+        RequestHead {
+            method: parts.method,
+            uri: parts.uri,
+            fields: RequestFields::from_map(parts.headers),
+        }
+    }
+}
+
 /// The request fields every request's handling reads, found in one pass
-/// over the map: a request carries a few fields, and comparing each name
-/// with three is cheaper than hashing three names to probe for fields that
-/// are mostly absent.
+/// over the fields: a request carries a few, and comparing each name with
+/// three is cheaper than looking three names up.
 struct Notable<'h> {
-    request_id: Option<&'h HeaderValue>,
+    request_id: Option<&'h [u8]>,
     seen: Seen,
 }
 
@@ -88,17 +107,19 @@ struct Seen {
 }
 
 impl Notable<'_> {
-    fn scan(headers: &HeaderMap) -> Notable<'_> {
+    fn scan<'h>(fields: &'h RequestFields<'_>) -> Notable<'h> {
         let mut notable = Notable {
             request_id: None,
             seen: Seen::default(),
         };
-        for (name, value) in headers {
-            if *name == header::CACHE_CONTROL {
+        for (name, value) in fields.iter() {
+            if name.eq_ignore_ascii_case(b"cache-control") {
                 notable.seen.cache_control = true;
-            } else if *name == header::PRAGMA {
-                notable.seen.pragma_no_cache |= value.as_bytes().eq_ignore_ascii_case(b"no-cache");
-            } else if *name == X_REQUEST_ID && notable.request_id.is_none() {
+            } else if name.eq_ignore_ascii_case(b"pragma") {
+                notable.seen.pragma_no_cache |= value.eq_ignore_ascii_case(b"no-cache");
+            } else if name.eq_ignore_ascii_case(X_REQUEST_ID.as_str().as_bytes())
+                && notable.request_id.is_none()
+            {
                 notable.request_id = Some(value);
             }
         }
@@ -113,31 +134,45 @@ impl RequestCtx<'_> {
     }
 }
 
-/// Handles one client request end to end, inside a span carrying its id.
+/// Handles one request hyper read.
 pub async fn handle<B>(state: Arc<EdgeState>, req: Request<B>, client: SocketAddr) -> Answer
 where
     B: ClientBody,
 {
-    let notable = Notable::scan(req.headers());
+    let (parts, body) = req.into_parts();
+    handle_head(state, RequestHead::from_parts(parts), body, client).await
+}
+
+/// Handles one client request end to end, inside a span carrying its id.
+pub async fn handle_head<B>(
+    state: Arc<EdgeState>,
+    req: RequestHead<'_>,
+    body: B,
+    client: SocketAddr,
+) -> Answer
+where
+    B: ClientBody,
+{
+    let notable = Notable::scan(&req.fields);
     let id = RequestId::from_field(notable.request_id);
     let seen = notable.seen;
     let span = tracing::info_span!(
         "request",
         id = %id,
-        method = %req.method(),
-        path = %req.uri().path(),
+        method = %req.method,
+        path = %req.uri.path(),
     );
     let started = Instant::now();
     // The access line needs the method and path after the request is
     // consumed; copy them only when the line will be written.
     let access = tracing::enabled!(target: "access", tracing::Level::INFO)
-        .then(|| (req.method().clone(), req.uri().path().to_string()));
+        .then(|| (req.method.clone(), req.uri.path().to_string()));
     // A disabled span records nothing: the request then skips moving its
     // whole future into the instrumenting wrapper (a copy of a few KiB).
     let mut resp = if span.is_disabled() {
-        process(&state, req, client, id.clone(), seen).await
+        process(&state, req, body, client, id.clone(), seen).await
     } else {
-        process(&state, req, client, id.clone(), seen)
+        process(&state, req, body, client, id.clone(), seen)
             .instrument(span.clone())
             .await
     };
@@ -177,24 +212,25 @@ where
 
 async fn process<B: ClientBody>(
     state: &Arc<EdgeState>,
-    req: Request<B>,
+    req: RequestHead<'_>,
+    body: B,
     client: SocketAddr,
     id: RequestId,
     seen: Seen,
 ) -> Answer {
-    let (parts, body) = req.into_parts();
-    let target_len = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let RequestHead {
+        method,
+        uri,
+        fields,
+    } = req;
+    let target_len = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
     if target_len > state.config.limits.max_uri_length {
         return respond::plain(state, StatusCode::URI_TOO_LONG, "request target too long\n").into();
     }
-    // A request carries a few fields: passing them is cheaper than hashing
-    // the name to probe the map.
-    let Some(raw_host) = parts
-        .headers
-        .iter()
-        .find(|(name, _)| **name == header::HOST)
-        .and_then(|(_, h)| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+    let Some(raw_host) = fields
+        .get(&header::HOST)
+        .and_then(visible_ascii)
+        .or_else(|| uri.authority().map(|a| a.as_str()))
     else {
         return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n").into();
     };
@@ -202,8 +238,7 @@ async fn process<B: ClientBody>(
     let bare_host = edgecache::cache_key::host_without_port(&host);
     // An absolute-form target (or h2 :authority) naming another host than
     // Host, or a host not served here: 421, and nothing is fetched.
-    let named_other = parts
-        .uri
+    let named_other = uri
         .authority()
         .is_some_and(|a| !a.host().eq_ignore_ascii_case(bare_host));
     if named_other || !edgecache::config::host_allowed(&state.config.hosts, bare_host) {
@@ -214,19 +249,19 @@ async fn process<B: ClientBody>(
         )
         .into();
     }
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let route = state.routes.lookup(bare_host, parts.uri.path());
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let route = state.routes.lookup(bare_host, uri.path());
     let req_cc = seen
         .cache_control
-        .then(|| CacheControl::from_headers(&parts.headers, &header::CACHE_CONTROL))
+        .then(|| CacheControl::from_headers(fields.map(), &header::CACHE_CONTROL))
         .flatten();
     let ctx = RequestCtx {
         id,
         client,
         key: CacheKey::from_normalized_host("http", &host, path_and_query),
-        method: parts.method,
-        uri: parts.uri,
-        headers: parts.headers,
+        method,
+        uri,
+        fields,
         route,
         req_cc,
         pragma_no_cache: seen.pragma_no_cache,
@@ -264,7 +299,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Answer {
     // A waiter that got another variant than its own looks up again; bounded.
     for _ in 0..3 {
         let now = SystemTime::now();
-        let lookup = state.store.lookup(&ctx.key, &ctx.headers).await;
+        let lookup = state.store.lookup(&ctx.key, &ctx.fields).await;
         let is_pass = matches!(lookup, Lookup::Pass);
         match lookup {
             Lookup::Pass | Lookup::Uncacheable => {
@@ -426,7 +461,7 @@ async fn fill(
             let head_timeout = state.config.origin_client.first_byte_timeout.0;
             match waiter.wait(head_timeout).await {
                 Ok(Outcome::Stored { object, fwd_status }) => {
-                    if !variant_matches(&object, &ctx.headers) {
+                    if !variant_matches(&object, ctx.fields.map()) {
                         return None;
                     }
                     let now = SystemTime::now();
@@ -444,7 +479,7 @@ async fn fill(
                     body,
                     fwd_status,
                 }) => {
-                    if !variant_matches(&head, &ctx.headers) {
+                    if !variant_matches(&head, ctx.fields.map()) {
                         return None;
                     }
                     let now = SystemTime::now();
@@ -477,6 +512,16 @@ async fn fill(
             }
         }
     }
+}
+
+/// A field value as text when it is visible ASCII (as
+/// `HeaderValue::to_str` takes it).
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|b| *b == b'\t' || (0x20..0x7f).contains(b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 /// Whether an object fetched by another request is the variant this request

@@ -36,7 +36,7 @@ pub async fn forward(
         state,
         &upstream.client,
         &ctx.method,
-        &ctx.headers,
+        ctx.fields.map(),
         ctx.path_and_query(),
         body,
         &ctx.id,
@@ -73,7 +73,8 @@ pub async fn unsafe_method<B: ClientBody>(
     body: B,
 ) -> Response<EdgeBody> {
     let declared = ctx
-        .headers
+        .fields
+        .map()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());

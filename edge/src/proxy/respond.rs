@@ -33,7 +33,7 @@ pub fn serve_object(
     // Cache-Status, Via, X-Request-Id, Content-Range).
     let mut headers = object.headers.to_map(5);
     if object.status == StatusCode::OK {
-        match evaluate(&ctx.method, &ctx.headers, &headers) {
+        match evaluate(&ctx.method, ctx.fields.map(), &headers) {
             Precondition::NotModified => {
                 let mut headers = not_modified_headers(&headers);
                 finish(&mut headers);
@@ -52,7 +52,7 @@ pub fn serve_object(
     let head = ctx.method == Method::HEAD;
     let len = object.body.len() as u64;
     let range = if object.status == StatusCode::OK {
-        evaluate_range(&ctx.headers, len, &headers)
+        evaluate_range(ctx.fields.map(), len, &headers)
     } else {
         RangeAnswer::Full
     };
@@ -107,8 +107,8 @@ fn served_as_stored(ctx: &RequestCtx<'_>, object: &CachedObject) -> bool {
         header::RANGE,
     ];
     // A request carries a few fields: comparing each name with five is
-    // cheaper than hashing five names to probe the map.
-    !ctx.headers.keys().any(|name| SHAPING.contains(name)) && !object.headers.contains(&header::VIA)
+    // cheaper than looking five names up.
+    !ctx.fields.contains_any(&SHAPING) && !object.headers.contains(&header::VIA)
 }
 
 fn with_parts(status: StatusCode, headers: HeaderMap, body: EdgeBody) -> Response<EdgeBody> {
