@@ -68,6 +68,9 @@ pub struct RequestCtx<'s> {
     pub req_cc: Option<CacheControl>,
     /// The request carries `Pragma: no-cache`.
     pub pragma_no_cache: bool,
+    /// The request is conditional or asks for a range: a stored object
+    /// may not answer it as stored.
+    pub shaping: bool,
 }
 
 /// A request's head as the handler takes it.
@@ -93,7 +96,7 @@ impl RequestHead<'static> {
 
 /// The request fields every request's handling reads, found in one pass
 /// over the fields: a request carries a few, and comparing each name with
-/// three is cheaper than looking three names up.
+/// a handful is cheaper than looking each name up.
 struct Notable<'h> {
     request_id: Option<&'h [u8]>,
     seen: Seen,
@@ -102,9 +105,23 @@ struct Notable<'h> {
 /// What [`Notable`] found of the fields the handler reads later.
 #[derive(Clone, Copy, Default)]
 struct Seen {
+    /// The place of the first Host field in the fields' order.
+    host_at: Option<usize>,
     cache_control: bool,
     pragma_no_cache: bool,
+    /// A conditional or Range field.
+    shaping: bool,
 }
+
+/// The fields that make an answer differ from the stored one (they read
+/// the stored validators and may change the status).
+const SHAPING: [&[u8]; 5] = [
+    b"if-match",
+    b"if-none-match",
+    b"if-modified-since",
+    b"if-unmodified-since",
+    b"range",
+];
 
 impl Notable<'_> {
     fn scan<'h>(fields: &'h RequestFields<'_>) -> Notable<'h> {
@@ -112,15 +129,18 @@ impl Notable<'_> {
             request_id: None,
             seen: Seen::default(),
         };
-        for (name, value) in fields.iter() {
-            if name.eq_ignore_ascii_case(b"cache-control") {
-                notable.seen.cache_control = true;
+        for (at, (name, value)) in fields.iter().enumerate() {
+            let seen = &mut notable.seen;
+            if name.eq_ignore_ascii_case(b"host") {
+                seen.host_at = seen.host_at.or(Some(at));
+            } else if name.eq_ignore_ascii_case(b"cache-control") {
+                seen.cache_control = true;
             } else if name.eq_ignore_ascii_case(b"pragma") {
-                notable.seen.pragma_no_cache |= value.eq_ignore_ascii_case(b"no-cache");
-            } else if name.eq_ignore_ascii_case(X_REQUEST_ID.as_str().as_bytes())
-                && notable.request_id.is_none()
-            {
-                notable.request_id = Some(value);
+                seen.pragma_no_cache |= value.eq_ignore_ascii_case(b"no-cache");
+            } else if name.eq_ignore_ascii_case(b"x-request-id") {
+                notable.request_id = notable.request_id.or(Some(value));
+            } else if SHAPING.iter().any(|s| name.eq_ignore_ascii_case(s)) {
+                seen.shaping = true;
             }
         }
         notable
@@ -227,9 +247,10 @@ async fn process<B: ClientBody>(
     if target_len > state.config.limits.max_uri_length {
         return respond::plain(state, StatusCode::URI_TOO_LONG, "request target too long\n").into();
     }
-    let Some(raw_host) = fields
-        .get(&header::HOST)
-        .and_then(visible_ascii)
+    let Some(raw_host) = seen
+        .host_at
+        .and_then(|at| fields.iter().nth(at))
+        .and_then(|(_, value)| ascii_text(value))
         .or_else(|| uri.authority().map(|a| a.as_str()))
     else {
         return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n").into();
@@ -265,6 +286,7 @@ async fn process<B: ClientBody>(
         route,
         req_cc,
         pragma_no_cache: seen.pragma_no_cache,
+        shaping: seen.shaping,
     };
     match ctx.method {
         Method::GET | Method::HEAD => cached(state, &ctx).await,
@@ -514,14 +536,13 @@ async fn fill(
     }
 }
 
-/// A field value as text when it is visible ASCII (as
-/// `HeaderValue::to_str` takes it).
-fn visible_ascii(value: &[u8]) -> Option<&str> {
-    value
-        .iter()
-        .all(|b| *b == b'\t' || (0x20..0x7f).contains(b))
-        .then(|| std::str::from_utf8(value).ok())
-        .flatten()
+/// A field value as text when it is ASCII. Field values hold no control
+/// bytes but tab (httparse and `HeaderValue` refuse them), so this is
+/// `HeaderValue::to_str`'s visible ASCII.
+fn ascii_text(value: &[u8]) -> Option<&str> {
+    std::str::from_utf8(value)
+        .ok()
+        .filter(|text| text.is_ascii())
 }
 
 /// Whether an object fetched by another request is the variant this request

@@ -99,16 +99,7 @@ pub fn serve_object(
 /// conditional or range in the request (those read the stored validators
 /// and may change the status), and no stored Via for ours to extend.
 fn served_as_stored(ctx: &RequestCtx<'_>, object: &CachedObject) -> bool {
-    const SHAPING: [header::HeaderName; 5] = [
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_UNMODIFIED_SINCE,
-        header::RANGE,
-    ];
-    // A request carries a few fields: comparing each name with five is
-    // cheaper than looking five names up.
-    !ctx.fields.contains_any(&SHAPING) && !object.headers.contains(&header::VIA)
+    !ctx.shaping && !object.headers.contains(&header::VIA)
 }
 
 fn with_parts(status: StatusCode, headers: HeaderMap, body: EdgeBody) -> Response<EdgeBody> {
