@@ -35,9 +35,14 @@ pub struct HitsArgs {
     /// Length of each wrk run, e.g. `10s`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Workloads: object sizes (`1k`, `16k`, `256k`: KiB) and `many` (random
-    /// keys among `--keys` objects of 1 KiB).
-    #[arg(long, value_delimiter = ',', default_value = "1k,16k,256k,many")]
+    /// Workloads: object sizes (`1k`, `16k`, `256k`: KiB), `many` (random
+    /// keys among `--keys` objects of 1 KiB) and `browser` (one 1 KiB
+    /// object, requested with the ten fields a browser sends).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1k,16k,256k,many,browser"
+    )]
     pub sizes: Vec<String>,
     /// Objects of the `many` workload.
     #[arg(long, default_value_t = 10_000)]
@@ -146,6 +151,17 @@ fn workloads(args: &HitsArgs, scratch: &Path) -> anyhow::Result<Vec<Workload>> {
                 paths,
                 script,
             });
+        } else if name == "browser" {
+            let script = scratch.join("browser.lua");
+            std::fs::write(&script, wrk::browser_script())?;
+            let path = "/_gen/1024/obj?ttl=86400".to_string();
+            out.push(Workload {
+                name,
+                size: 1024,
+                paths: vec![path.clone()],
+                script,
+                url_path: path,
+            });
         } else {
             let size = parse_size(&name)?;
             let path = format!("/_gen/{size}/obj?ttl=86400");
@@ -200,6 +216,10 @@ pub async fn run(args: HitsArgs) -> anyhow::Result<()> {
         args.memory_bytes <= 16 << 30,
         "--memory-bytes must be at most 16GiB"
     );
+    // Checked before the rounds, not after them.
+    for size in &args.memory_sizes {
+        parse_size(size).context("--memory-sizes")?;
+    }
     let scratch = match &args.scratch {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("edgecache-bench-hits-{}", std::process::id())),

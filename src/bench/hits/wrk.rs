@@ -23,6 +23,38 @@ pub fn single_script() -> String {
     DONE.to_string()
 }
 
+/// The fields a desktop browser sends with a navigation, less Cookie
+/// (Varnish's built-in policy passes requests that carry one).
+const BROWSER_FIELDS: [(&str, &str); 10] = [
+    (
+        "User-Agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    ),
+    (
+        "Accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ),
+    ("Accept-Language", "en-US,en;q=0.5"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    ("Referer", "https://www.example.com/"),
+    ("Sec-Fetch-Dest", "document"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-Site", "same-origin"),
+    ("Upgrade-Insecure-Requests", "1"),
+    ("Priority", "u=0, i"),
+];
+
+/// A script for one URL requested with a browser's fields: what a request
+/// from a real client costs to parse and read, besides wrk's bare Host.
+pub fn browser_script() -> String {
+    let mut script = String::new();
+    for (name, value) in BROWSER_FIELDS {
+        script.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
+    }
+    script.push_str(DONE);
+    script
+}
+
 /// A script that sends GETs for random paths read from `paths_file` (one a
 /// line), the requests formatted once per thread.
 pub fn many_keys_script(paths_file: &Path) -> anyhow::Result<String> {
@@ -169,6 +201,16 @@ pub fn parse(stdout: &str) -> anyhow::Result<WrkResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_browser_script_sets_every_field() {
+        let script = browser_script();
+        for (name, value) in BROWSER_FIELDS {
+            assert!(!value.contains('"'), "{value}");
+            assert!(script.contains(&format!("wrk.headers[\"{name}\"] = \"{value}\"")));
+        }
+        assert!(script.contains("function done"));
+    }
 
     #[test]
     fn parses_the_done_line() {
