@@ -7,6 +7,7 @@ mod failure;
 mod fetch;
 mod forward;
 mod pass;
+mod request;
 mod respond;
 
 use std::net::SocketAddr;
@@ -14,23 +15,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use edgecache::cache_key::CacheKey;
-use edgecache::config::Route;
 use edgecache::http_cache::cache_control::CacheControl;
 use edgecache::http_cache::cache_status::{CacheStatus, Fwd};
 use edgecache::http_cache::freshness::{RequestFreshness, request_allows};
-use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, header};
 use tracing::Instrument;
 
 use crate::body::EdgeBody;
 use crate::coalesce::{Outcome, Role};
 use crate::object::CachedObject;
-use crate::request_fields::RequestFields;
 use crate::request_id::RequestId;
 use crate::state::{Counters, EdgeState};
 use crate::store::Lookup;
 
 pub use answer::{Answer, EdgeFields};
 pub use fetch::FetchResult;
+use request::{Notable, Seen, ascii_text};
+pub use request::{RequestCtx, RequestHead};
 
 /// `Cache-Status` (RFC 9211), on every answer.
 pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -46,112 +47,6 @@ pub trait ClientBody:
 impl<B> ClientBody for B where
     B: http_body::Body<Data = bytes::Bytes, Error: Into<crate::body::BoxError>> + Send + 'static
 {
-}
-
-/// What the handler knows about a request once it is normalised.
-pub struct RequestCtx<'s> {
-    /// The request id (UUID v7), from `X-Request-Id` or new.
-    pub id: RequestId,
-    /// The client's address.
-    pub client: SocketAddr,
-    /// The method.
-    pub method: Method,
-    /// The request target.
-    pub uri: Uri,
-    /// The request's header fields.
-    pub fields: RequestFields<'s>,
-    /// The primary cache key.
-    pub key: CacheKey,
-    /// The route whose policy applies.
-    pub route: &'s Route,
-    /// The request's Cache-Control.
-    pub req_cc: Option<CacheControl>,
-    /// The request carries `Pragma: no-cache`.
-    pub pragma_no_cache: bool,
-    /// The request is conditional or asks for a range: a stored object
-    /// may not answer it as stored.
-    pub shaping: bool,
-}
-
-/// A request's head as the handler takes it.
-pub struct RequestHead<'p> {
-    /// The method.
-    pub method: Method,
-    /// The request target.
-    pub uri: Uri,
-    /// The header fields.
-    pub fields: RequestFields<'p>,
-}
-
-impl RequestHead<'static> {
-    /// The head of a request hyper read.
-    pub fn from_parts(parts: http::request::Parts) -> RequestHead<'static> {
-        RequestHead {
-            method: parts.method,
-            uri: parts.uri,
-            fields: RequestFields::from_map(parts.headers),
-        }
-    }
-}
-
-/// The request fields every request's handling reads, found in one pass
-/// over the fields: a request carries a few, and comparing each name with
-/// a handful is cheaper than looking each name up.
-struct Notable<'h> {
-    request_id: Option<&'h [u8]>,
-    seen: Seen,
-}
-
-/// What [`Notable`] found of the fields the handler reads later.
-#[derive(Clone, Copy, Default)]
-struct Seen {
-    /// The place of the first Host field in the fields' order.
-    host_at: Option<usize>,
-    cache_control: bool,
-    pragma_no_cache: bool,
-    /// A conditional or Range field.
-    shaping: bool,
-}
-
-/// The fields that make an answer differ from the stored one (they read
-/// the stored validators and may change the status).
-const SHAPING: [&[u8]; 5] = [
-    b"if-match",
-    b"if-none-match",
-    b"if-modified-since",
-    b"if-unmodified-since",
-    b"range",
-];
-
-impl Notable<'_> {
-    fn scan<'h>(fields: &'h RequestFields<'_>) -> Notable<'h> {
-        let mut notable = Notable {
-            request_id: None,
-            seen: Seen::default(),
-        };
-        for (at, (name, value)) in fields.iter().enumerate() {
-            let seen = &mut notable.seen;
-            if name.eq_ignore_ascii_case(b"host") {
-                seen.host_at = seen.host_at.or(Some(at));
-            } else if name.eq_ignore_ascii_case(b"cache-control") {
-                seen.cache_control = true;
-            } else if name.eq_ignore_ascii_case(b"pragma") {
-                seen.pragma_no_cache |= value.eq_ignore_ascii_case(b"no-cache");
-            } else if name.eq_ignore_ascii_case(b"x-request-id") {
-                notable.request_id = notable.request_id.or(Some(value));
-            } else if SHAPING.iter().any(|s| name.eq_ignore_ascii_case(s)) {
-                seen.shaping = true;
-            }
-        }
-        notable
-    }
-}
-
-impl RequestCtx<'_> {
-    /// `path?query` as received (`/` for an authority-only target).
-    pub fn path_and_query(&self) -> &str {
-        self.uri.path_and_query().map_or("/", |pq| pq.as_str())
-    }
 }
 
 /// Handles one request hyper read.
@@ -534,15 +429,6 @@ async fn fill(
             }
         }
     }
-}
-
-/// A field value as text when it is ASCII. Field values hold no control
-/// bytes but tab (httparse and `HeaderValue` refuse them), so this is
-/// `HeaderValue::to_str`'s visible ASCII.
-fn ascii_text(value: &[u8]) -> Option<&str> {
-    std::str::from_utf8(value)
-        .ok()
-        .filter(|text| text.is_ascii())
 }
 
 /// Whether an object fetched by another request is the variant this request
