@@ -36,6 +36,11 @@ impl Span {
         head.get(self.start as usize..self.end as usize)
             .unwrap_or_default()
     }
+
+    /// The span of `head` as a slice sharing its buffer.
+    pub fn shared(self, head: &Bytes) -> Bytes {
+        head.slice(self.start as usize..self.end as usize)
+    }
 }
 
 /// One field of a parsed head: its name and value.
@@ -99,8 +104,7 @@ fn build_map(head: &Bytes, spans: &[FieldSpan]) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(spans.len());
     for (name, value) in spans {
         let name = HeaderName::from_bytes(name.bytes(head));
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(value.start as usize..value.end as usize));
+        let value = HeaderValue::from_maybe_shared(value.shared(head));
         if let (Ok(name), Ok(value)) = (name, value) {
             map.append(name, value);
         }

@@ -109,8 +109,7 @@ impl HeadParser {
     /// gives the head's bytes back, for hyper.
     pub fn take_request(&self, head: Head, buf: &mut BytesMut) -> Result<RequestHead<'_>, Bytes> {
         let bytes = buf.split_to(head.len).freeze();
-        let target = bytes.slice(head.target.start as usize..head.target.end as usize);
-        match Uri::from_maybe_shared(target) {
+        match Uri::from_maybe_shared(head.target.shared(&bytes)) {
             Ok(uri) => Ok(RequestHead {
                 method: head.method,
                 uri,

@@ -30,7 +30,7 @@ use crate::store::Lookup;
 
 pub use answer::{Answer, EdgeFields};
 pub use fetch::FetchResult;
-use request::{Notable, Seen, ascii_text};
+use request::{Notable, ascii_text};
 pub use request::{RequestCtx, RequestHead};
 
 /// `Cache-Status` (RFC 9211), on every answer.
@@ -70,7 +70,6 @@ where
 {
     let notable = Notable::scan(&req.fields);
     let id = RequestId::from_field(notable.request_id);
-    let seen = notable.seen;
     let span = tracing::info_span!(
         "request",
         id = %id,
@@ -85,9 +84,9 @@ where
     // A disabled span records nothing: the request then skips moving its
     // whole future into the instrumenting wrapper (a copy of a few KiB).
     let mut resp = if span.is_disabled() {
-        process(&state, req, body, client, id.clone(), seen).await
+        process(&state, &req, notable, body, client, id.clone()).await
     } else {
-        process(&state, req, body, client, id.clone(), seen)
+        process(&state, &req, notable, body, client, id.clone())
             .instrument(span.clone())
             .await
     };
@@ -127,25 +126,20 @@ where
 
 async fn process<B: ClientBody>(
     state: &Arc<EdgeState>,
-    req: RequestHead<'_>,
+    req: &RequestHead<'_>,
+    notable: Notable<'_>,
     body: B,
     client: SocketAddr,
     id: RequestId,
-    seen: Seen,
 ) -> Answer {
-    let RequestHead {
-        method,
-        uri,
-        fields,
-    } = req;
+    let uri = &req.uri;
     let target_len = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
     if target_len > state.config.limits.max_uri_length {
         return respond::plain(state, StatusCode::URI_TOO_LONG, "request target too long\n").into();
     }
-    let Some(raw_host) = seen
-        .host_at
-        .and_then(|at| fields.iter().nth(at))
-        .and_then(|(_, value)| ascii_text(value))
+    let Some(raw_host) = notable
+        .host
+        .and_then(ascii_text)
         .or_else(|| uri.authority().map(|a| a.as_str()))
     else {
         return respond::plain(state, StatusCode::BAD_REQUEST, "missing Host header\n").into();
@@ -167,21 +161,21 @@ async fn process<B: ClientBody>(
     }
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let route = state.routes.lookup(bare_host, uri.path());
-    let req_cc = seen
+    let req_cc = notable
         .cache_control
-        .then(|| CacheControl::from_headers(fields.map(), &header::CACHE_CONTROL))
+        .then(|| CacheControl::from_headers(req.fields.map(), &header::CACHE_CONTROL))
         .flatten();
     let ctx = RequestCtx {
         id,
         client,
         key: CacheKey::from_normalized_host("http", &host, path_and_query),
-        method,
+        method: req.method.clone(),
         uri,
-        fields,
+        fields: &req.fields,
         route,
         req_cc,
-        pragma_no_cache: seen.pragma_no_cache,
-        shaping: seen.shaping,
+        pragma_no_cache: notable.pragma_no_cache,
+        shaping: notable.shaping,
     };
     match ctx.method {
         Method::GET | Method::HEAD => cached(state, &ctx).await,
@@ -216,7 +210,7 @@ async fn cached(state: &Arc<EdgeState>, ctx: &RequestCtx<'_>) -> Answer {
     // A waiter that got another variant than its own looks up again; bounded.
     for _ in 0..3 {
         let now = SystemTime::now();
-        let lookup = state.store.lookup(&ctx.key, &ctx.fields).await;
+        let lookup = state.store.lookup(&ctx.key, ctx.fields).await;
         let is_pass = matches!(lookup, Lookup::Pass);
         match lookup {
             Lookup::Pass | Lookup::Uncacheable => {

@@ -92,7 +92,7 @@ pub async fn unsafe_method<B: ClientBody>(
     let resp = forward(state, ctx, request_body(state, ctx, body), status).await;
     let code = resp.status();
     if code.is_success() || code.is_redirection() {
-        let targets = invalidation_targets(&ctx.uri, ctx.key.host(), code, resp.headers());
+        let targets = invalidation_targets(ctx.uri, ctx.key.host(), code, resp.headers());
         for target in targets {
             let key = CacheKey::new("http", ctx.key.host(), &target);
             let removed = state.store.remove_url(&key).await;

@@ -21,9 +21,9 @@ pub struct RequestCtx<'s> {
     /// The method.
     pub method: Method,
     /// The request target.
-    pub uri: Uri,
+    pub uri: &'s Uri,
     /// The request's header fields.
-    pub fields: RequestFields<'s>,
+    pub fields: &'s RequestFields<'s>,
     /// The primary cache key.
     pub key: CacheKey,
     /// The route whose policy applies.
@@ -61,16 +61,12 @@ impl RequestHead<'static> {
 /// The request fields every request's handling reads, found in one pass
 /// over the fields: a request carries a few, and comparing each name with
 /// a handful is cheaper than looking each name up.
+#[derive(Default)]
 pub(super) struct Notable<'h> {
+    /// The first X-Request-Id.
     pub(super) request_id: Option<&'h [u8]>,
-    pub(super) seen: Seen,
-}
-
-/// What [`Notable`] found of the fields the handler reads later.
-#[derive(Clone, Copy, Default)]
-pub(super) struct Seen {
-    /// The place of the first Host field in the fields' order.
-    pub(super) host_at: Option<usize>,
+    /// The first Host.
+    pub(super) host: Option<&'h [u8]>,
     pub(super) cache_control: bool,
     pub(super) pragma_no_cache: bool,
     /// A conditional or Range field.
@@ -89,22 +85,18 @@ const SHAPING: [&[u8]; 5] = [
 
 impl Notable<'_> {
     pub(super) fn scan<'h>(fields: &'h RequestFields<'_>) -> Notable<'h> {
-        let mut notable = Notable {
-            request_id: None,
-            seen: Seen::default(),
-        };
-        for (at, (name, value)) in fields.iter().enumerate() {
-            let seen = &mut notable.seen;
+        let mut notable = Notable::default();
+        for (name, value) in fields.iter() {
             if name.eq_ignore_ascii_case(b"host") {
-                seen.host_at = seen.host_at.or(Some(at));
+                notable.host = notable.host.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"cache-control") {
-                seen.cache_control = true;
+                notable.cache_control = true;
             } else if name.eq_ignore_ascii_case(b"pragma") {
-                seen.pragma_no_cache |= value.eq_ignore_ascii_case(b"no-cache");
+                notable.pragma_no_cache |= value.eq_ignore_ascii_case(b"no-cache");
             } else if name.eq_ignore_ascii_case(b"x-request-id") {
                 notable.request_id = notable.request_id.or(Some(value));
             } else if SHAPING.iter().any(|s| name.eq_ignore_ascii_case(s)) {
-                seen.shaping = true;
+                notable.shaping = true;
             }
         }
         notable
