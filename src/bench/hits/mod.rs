@@ -408,6 +408,7 @@ async fn measure(
                 let after = procstat::tree_stat(t.pid());
                 let origin_after = origin_requests(origin).await;
                 let cpu = (after.cpu_secs - before.cpu_secs).max(0.0);
+                let system = (after.system_secs - before.system_secs).clamp(0.0, cpu);
                 let per_cpu = if cpu > 0.0 {
                     result.requests as f64 / cpu
                 } else {
@@ -428,6 +429,7 @@ async fn measure(
                     target: t.name.to_string(),
                     wrk: result,
                     cpu_secs: cpu,
+                    system_cpu_secs: system,
                     requests_per_cpu_sec: per_cpu,
                     origin_requests: origin_after.saturating_sub(origin_before),
                 });
