@@ -12,6 +12,11 @@ pub fn terminated() -> impl Future<Output = ()> {
         use tokio::signal::unix::{SignalKind, signal};
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
+        for (name, registered) in [("SIGTERM", &term), ("SIGINT", &int)] {
+            if let Err(e) = registered {
+                tracing::warn!(error = %e, "cannot listen for {name}");
+            }
+        }
         async move {
             match (term, int) {
                 (Ok(mut term), Ok(mut int)) => {

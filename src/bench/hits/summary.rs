@@ -48,6 +48,8 @@ pub struct SummaryRow {
     pub requests_per_cpu_sec: f64,
     /// Median server CPU time per request, microseconds.
     pub cpu_us_per_request: f64,
+    /// Median of the kernel's part of it, microseconds.
+    pub kernel_us_per_request: f64,
     /// Median share of that CPU time spent in the kernel (0 to 1).
     pub kernel_share: f64,
     /// Peak resident memory of the server over the whole benchmark, KiB.
@@ -76,8 +78,17 @@ pub struct SummaryRow {
 impl RunRecord {
     /// Server CPU time per request, microseconds (0 without requests).
     pub fn cpu_us_per_request(&self) -> f64 {
+        self.per_request_us(self.cpu_secs)
+    }
+
+    /// The kernel's part of it.
+    pub fn kernel_us_per_request(&self) -> f64 {
+        self.per_request_us(self.system_cpu_secs)
+    }
+
+    fn per_request_us(&self, secs: f64) -> f64 {
         if self.wrk.requests > 0 {
-            self.cpu_secs * 1e6 / self.wrk.requests as f64
+            secs * 1e6 / self.wrk.requests as f64
         } else {
             0.0
         }
@@ -126,6 +137,7 @@ pub fn summarize(
                 p99_us: m(|r| r.wrk.p99_us),
                 requests_per_cpu_sec: m(|r| r.requests_per_cpu_sec),
                 cpu_us_per_request: m(RunRecord::cpu_us_per_request),
+                kernel_us_per_request: m(RunRecord::kernel_us_per_request),
                 kernel_share: m(|r| {
                     if r.cpu_secs > 0.0 {
                         r.system_cpu_secs / r.cpu_secs
@@ -158,8 +170,7 @@ pub fn summarize(
                 r.rps_vs_nginx = ratio(r.rps, n.rps);
                 r.cpu_efficiency_vs_nginx = ratio(r.requests_per_cpu_sec, n.requests_per_cpu_sec);
                 r.p99_vs_nginx = ratio(r.p99_us, n.p99_us);
-                r.kernel_bound_vs_nginx =
-                    ratio(n.cpu_us_per_request, r.cpu_us_per_request * r.kernel_share);
+                r.kernel_bound_vs_nginx = ratio(n.cpu_us_per_request, r.kernel_us_per_request);
             }
         }
         rows.extend(group);
@@ -303,6 +314,7 @@ mod tests {
         // 100 requests: edgecache 10,000 us each, half of it the kernel's.
         assert_eq!(rows[0].cpu_us_per_request, 10_000.0);
         assert_eq!(rows[0].kernel_share, 0.5);
+        assert_eq!(rows[0].kernel_us_per_request, 5_000.0);
         assert_eq!(rows[1].cpu_us_per_request, 20_000.0);
         assert_eq!(rows[0].kernel_bound_vs_nginx, Some(4.0));
         assert_eq!(rows[1].kernel_bound_vs_nginx, Some(20_000.0 / 15_000.0));
